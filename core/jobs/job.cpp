@@ -49,7 +49,7 @@ int64_t Job::finished_us() const {
 
 Status Job::wait(std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lk(mu_);
-  auto done = [this] { return job_state_is_final(state_); };
+  auto done = [this] { return settled_; };
   if (timeout.count() < 0) {
     cv_.wait(lk, done);
     return Status::OK();
@@ -141,6 +141,13 @@ void Job::finish(Status st) {
     if (started_us_ == 0) started_us_ = finished_us_;
     on_cancel_ = nullptr;
     ++version_;
+  }
+}
+
+void Job::settle() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    settled_ = true;
   }
   cv_.notify_all();
 }

@@ -56,7 +56,8 @@ class Job {
   // properties.
   Instance snapshot() const;
 
-  // Waits until the job is final. OK when final, Timeout (32772) when timeout passed first.
+  // Waits until the job is final and its final notifications (catalog record, listeners)
+  // were delivered. OK when final, Timeout (32772) when timeout passed first.
   // A negative timeout waits forever.
   Status wait(std::chrono::milliseconds timeout) const;
 
@@ -74,7 +75,8 @@ class Job {
   void set_state(JobState s);                 // loop thread
   void set_progress(uint64_t done, uint64_t total);
   void set_phase(std::string phase);
-  void finish(Status st);
+  void finish(Status st);  // final state; waiters still blocked until settle()
+  void settle();           // after the final hooks and listeners ran: wakes waiters
   void set_result(const Property& p);
 
   const Guid id_;
@@ -86,6 +88,7 @@ class Job {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   JobState state_ = JobState::New;
+  bool settled_ = false;  // final and every hook/listener has seen it
   int64_t submitted_us_ = 0;
   int64_t started_us_ = 0;
   int64_t changed_us_ = 0;

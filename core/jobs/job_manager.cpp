@@ -42,6 +42,7 @@ void JobContext::finish(Status st) const {
   job_->finish(std::move(st));
   if (mgr_->on_final_) mgr_->on_final_(*job_);
   mgr_->notify(job_);
+  job_->settle();
 }
 
 JobManager::JobManager(EventLoop& loop, Options opts) : loop_(loop), opts_(opts) {

@@ -60,11 +60,14 @@ struct Fixture {
 BOOST_FIXTURE_TEST_SUITE(job_manager_tests, Fixture)
 
 BOOST_AUTO_TEST_CASE(job_runs_to_completed_with_cim_properties) {
-  std::vector<uint16_t> seen;
-  std::mutex mu;
-  mgr->add_listener([&](const std::shared_ptr<Job>& j) {
-    std::lock_guard<std::mutex> lk(mu);
-    if (seen.empty() || seen.back() != to_number(j->state())) seen.push_back(to_number(j->state()));
+  // Listener state outlives the test body: listeners live as long as the manager.
+  auto seen_p = std::make_shared<std::vector<uint16_t>>();
+  auto mu_p = std::make_shared<std::mutex>();
+  auto& seen = *seen_p;
+  auto& mu = *mu_p;
+  mgr->add_listener([seen_p, mu_p](const std::shared_ptr<Job>& j) {
+    std::lock_guard<std::mutex> lk(*mu_p);
+    if (seen_p->empty() || seen_p->back() != to_number(j->state())) seen_p->push_back(to_number(j->state()));
   });
   auto job = mgr->submit(JobType::ConsistencyCheckerRun, "Tick", true, TickingBody{&loop, 5, 2});
   BOOST_TEST(job->wait(10s).ok());
@@ -88,11 +91,13 @@ BOOST_AUTO_TEST_CASE(job_runs_to_completed_with_cim_properties) {
 }
 
 BOOST_AUTO_TEST_CASE(progress_is_monotonic) {
-  std::vector<uint64_t> done;
-  std::mutex mu;
-  mgr->add_listener([&](const std::shared_ptr<Job>& j) {
-    std::lock_guard<std::mutex> lk(mu);
-    done.push_back(j->progress().bytes_done);
+  auto done_p = std::make_shared<std::vector<uint64_t>>();
+  auto mu_p = std::make_shared<std::mutex>();
+  auto& done = *done_p;
+  auto& mu = *mu_p;
+  mgr->add_listener([done_p, mu_p](const std::shared_ptr<Job>& j) {
+    std::lock_guard<std::mutex> lk(*mu_p);
+    done_p->push_back(j->progress().bytes_done);
   });
   auto job = mgr->submit(JobType::ConsistencyCheckerRun, "Tick", true, TickingBody{&loop, 10, 1});
   BOOST_REQUIRE(job->wait(10s).ok());
@@ -155,8 +160,9 @@ BOOST_AUTO_TEST_CASE(failure_ends_in_exception_with_code_and_description) {
 }
 
 BOOST_AUTO_TEST_CASE(finished_jobs_are_kept_for_the_retention_then_dropped) {
-  std::atomic<int> finals{0};
-  mgr->set_on_final([&](const Job&) { ++finals; });
+  auto finals_p = std::make_shared<std::atomic<int>>(0);
+  auto& finals = *finals_p;
+  mgr->set_on_final([finals_p](const Job&) { ++*finals_p; });
   auto job = mgr->submit(JobType::ConsistencyCheckerRun, "Quick", true, [](const JobContext& ctx) { ctx.finish(Status::OK()); });
   BOOST_TEST(job->wait(10s).ok());
   BOOST_TEST(mgr->find(job->id()) != nullptr);
