@@ -1,0 +1,172 @@
+/*
+ * vmrepl — VM disk replication on the Hyper-V Replica model: the stable C ABI.
+ *
+ * Conventions
+ *  - Every call returns a vmr_status with the model's numbers: 0 done, 4096 job started (wait
+ *    on the returned job), 32768..32779 errors. vmr_last_error_message() explains the last
+ *    non-zero status of the calling thread.
+ *  - Handles are opaque; every handle has a release function that accepts NULL.
+ *  - Strings in are UTF-8; strings out are allocated and freed with vmr_free().
+ *  - "computer_system" is an object path, a VM GUID or a VM name.
+ *    "setting_data" is a CIM-XML embedded instance, MOF instance text or a JSON object.
+ *  - Instances are read-only property bags read by name, so a new property never changes a
+ *    signature.
+ *  - All functions may be called from any thread. Job callbacks run only inside
+ *    vmr_service_dispatch(), on the thread that calls it.
+ */
+#ifndef VMREPL_VMREPL_H
+#define VMREPL_VMREPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(VMREPL_BUILDING_LIBRARY)
+#define VMR_EXTERN __attribute__((visibility("default")))
+#else
+#define VMR_EXTERN
+#endif
+
+/* Bumped on every change of this header's ABI; the library's value is vmr_abi_version(). */
+#define VMR_ABI_VERSION 1
+
+typedef uint32_t vmr_status;
+
+#define VMR_STATUS_MAP(X)                   \
+  X(OK, 0)                                  \
+  X(JOB_STARTED, 4096)                      \
+  X(FAILED, 32768)                          \
+  X(ACCESS_DENIED, 32769)                   \
+  X(NOT_SUPPORTED, 32770)                   \
+  X(UNKNOWN, 32771)                         \
+  X(TIMEOUT, 32772)                         \
+  X(INVALID_PARAMETER, 32773)               \
+  X(SYSTEM_IN_USE, 32774)                   \
+  X(INVALID_STATE, 32775)                   \
+  X(INCORRECT_DATA_TYPE, 32776)             \
+  X(SYSTEM_NOT_AVAILABLE, 32777)            \
+  X(OUT_OF_MEMORY, 32778)                   \
+  X(FILE_NOT_FOUND, 32779)
+
+enum {
+#define VMR_STATUS_ENUM(name, n) VMR_##name = n,
+  VMR_STATUS_MAP(VMR_STATUS_ENUM)
+#undef VMR_STATUS_ENUM
+};
+
+/* CIM types reported by vmr_instance_type(). */
+enum {
+  VMR_TYPE_BOOLEAN = 0, VMR_TYPE_UINT8, VMR_TYPE_SINT8, VMR_TYPE_UINT16, VMR_TYPE_SINT16,
+  VMR_TYPE_UINT32, VMR_TYPE_SINT32, VMR_TYPE_UINT64, VMR_TYPE_SINT64, VMR_TYPE_REAL64,
+  VMR_TYPE_STRING, VMR_TYPE_DATETIME, VMR_TYPE_REFERENCE
+};
+
+typedef struct vmr_service vmr_service;
+typedef struct vmr_job vmr_job;
+typedef struct vmr_instance vmr_instance;
+typedef struct vmr_list vmr_list;
+
+/* ---- library ------------------------------------------------------------------------- */
+
+VMR_EXTERN uint32_t vmr_abi_version(void);
+VMR_EXTERN const char *vmr_version(void);                /* "0.1.0" */
+VMR_EXTERN const char *vmr_status_name(vmr_status s);    /* "InvalidState"; never NULL */
+VMR_EXTERN const char *vmr_last_error_message(void);     /* thread-local; never NULL */
+VMR_EXTERN void vmr_free(void *p);                       /* NULL-safe */
+
+/* ---- service ------------------------------------------------------------------------- */
+
+/* uri: "local:<absolute host root>" runs an in-process engine (the root is created if
+ * missing). options_json (may be NULL): {"host_name": "hv-a", "job_retention_s": 300,
+ * "block_size": 65536, "hash": "xxh3-128"|"sha256"}. Unknown options -> 32773. */
+VMR_EXTERN vmr_status vmr_open(const char *uri, const char *options_json, vmr_service **out);
+/* Cancels running jobs, waits for them to stop at a safe point, releases everything.
+ * Job handles stay readable afterwards. NULL-safe. */
+VMR_EXTERN void vmr_close(vmr_service *svc);
+/* Msvm_ReplicationService-like instance: HostName, HostRoot, Version, ... */
+VMR_EXTERN vmr_status vmr_service_info(vmr_service *svc, vmr_instance **out);
+
+/* Event-loop embedding: the descriptor becomes readable when job events are pending for
+ * this service; vmr_service_dispatch() then runs the job callbacks on the calling thread
+ * and makes the descriptor unreadable again. */
+VMR_EXTERN int vmr_service_fd(vmr_service *svc);
+VMR_EXTERN vmr_status vmr_service_dispatch(vmr_service *svc);
+
+/* ---- virtual machines (Msvm_ComputerSystem) ------------------------------------------ */
+
+/* definition_json: {"name": "web01", "id": "<GUID>" (optional), "disks": [bytes, ...]}.
+ * Disks are raw images, created sparse. */
+VMR_EXTERN vmr_status vmr_define_system(vmr_service *svc, const char *definition_json,
+                                        vmr_instance **vm);
+VMR_EXTERN vmr_status vmr_get_system(vmr_service *svc, const char *computer_system,
+                                     vmr_instance **vm);
+VMR_EXTERN vmr_status vmr_list_systems(vmr_service *svc, vmr_list **vms);
+/* Deletes the VM and its disks. The VM must be off (else 32774). */
+VMR_EXTERN vmr_status vmr_destroy_system(vmr_service *svc, const char *computer_system);
+/* RequestStateChange on the VM: 2 running, 3 off. Completes at once (returns 0, *job NULL). */
+VMR_EXTERN vmr_status vmr_request_state_change(vmr_service *svc, const char *computer_system,
+                                               uint16_t requested_state, vmr_job **job);
+/* Path of the raw image of disk `disk` (0-based); free with vmr_free. */
+VMR_EXTERN vmr_status vmr_disk_path(vmr_service *svc, const char *computer_system, uint32_t disk,
+                                    char **path);
+/* ComputeDigest: index + Merkle root of every disk. Returns 4096 and a job whose instance
+ * carries MerkleRoot, DiskMerkleRoots[], BlockSize, BlockCount, ZeroBlocks, BytesRead. */
+VMR_EXTERN vmr_status vmr_compute_digest(vmr_service *svc, const char *computer_system,
+                                         vmr_job **job);
+
+/* ---- jobs (Msvm_ConcreteJob) --------------------------------------------------------- */
+
+typedef void (*vmr_job_callback)(vmr_job *job, void *userdata);
+
+/* A snapshot of the job's properties (JobState, PercentComplete, ErrorCode, ...). */
+VMR_EXTERN vmr_status vmr_job_get(vmr_job *job, vmr_instance **props);
+/* 0 once the job is final (whatever its outcome), 32772 when timeout_ms passed first.
+ * A negative timeout waits forever. */
+VMR_EXTERN vmr_status vmr_job_wait(vmr_job *job, int64_t timeout_ms);
+/* RequestStateChange(4) on the job: asks for cancellation. 32775 when already final. */
+VMR_EXTERN vmr_status vmr_job_cancel(vmr_job *job);
+/* JobState number (2..12) and, once final, the job's ErrorCode (0 on success). */
+VMR_EXTERN uint16_t vmr_job_state(vmr_job *job);
+VMR_EXTERN vmr_status vmr_job_error_code(vmr_job *job);
+/* Calls cb from vmr_service_dispatch() after each change of the job (NULL cb removes). */
+VMR_EXTERN vmr_status vmr_job_set_callback(vmr_job *job, vmr_job_callback cb, void *userdata);
+/* Finds a job of this service by InstanceID (jobs are kept for job_retention_s). */
+VMR_EXTERN vmr_status vmr_get_job(vmr_service *svc, const char *instance_id, vmr_job **job);
+VMR_EXTERN vmr_status vmr_list_jobs(vmr_service *svc, vmr_list **jobs);
+VMR_EXTERN void vmr_job_release(vmr_job *job);
+
+/* ---- instances ----------------------------------------------------------------------- */
+
+VMR_EXTERN const char *vmr_instance_class(const vmr_instance *inst);
+VMR_EXTERN size_t vmr_instance_count(const vmr_instance *inst);
+/* Name of property i (0-based), valid while inst lives; NULL past the end. */
+VMR_EXTERN const char *vmr_instance_name_at(const vmr_instance *inst, size_t i);
+/* Type (VMR_TYPE_*), array flag and null flag of a property; 32773 for an unknown name. */
+VMR_EXTERN vmr_status vmr_instance_type(const vmr_instance *inst, const char *name,
+                                        uint16_t *cim_type, int *is_array, int *is_null);
+/* Unknown name -> 32773; null or another type -> 32776. */
+VMR_EXTERN vmr_status vmr_instance_get_u64(const vmr_instance *inst, const char *name, uint64_t *out);
+VMR_EXTERN vmr_status vmr_instance_get_i64(const vmr_instance *inst, const char *name, int64_t *out);
+VMR_EXTERN vmr_status vmr_instance_get_bool(const vmr_instance *inst, const char *name, int *out);
+VMR_EXTERN vmr_status vmr_instance_get_string(const vmr_instance *inst, const char *name, char **out);
+/* A NULL-terminated array of strings in one allocation: one vmr_free releases it all. */
+VMR_EXTERN vmr_status vmr_instance_get_string_array(const vmr_instance *inst, const char *name,
+                                                    char ***out, size_t *count);
+VMR_EXTERN vmr_status vmr_instance_to_json(const vmr_instance *inst, char **out);
+VMR_EXTERN vmr_status vmr_instance_to_cim_xml(const vmr_instance *inst, char **out);
+VMR_EXTERN vmr_status vmr_instance_to_mof(const vmr_instance *inst, char **out);
+VMR_EXTERN void vmr_instance_release(vmr_instance *inst);
+
+VMR_EXTERN size_t vmr_list_size(const vmr_list *list);
+/* Borrowed: valid while the list lives. NULL past the end. */
+VMR_EXTERN const vmr_instance *vmr_list_get(const vmr_list *list, size_t i);
+VMR_EXTERN void vmr_list_release(vmr_list *list);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMREPL_VMREPL_H */

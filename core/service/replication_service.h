@@ -1,0 +1,74 @@
+// ReplicationService: one host's engine and the method surface of the model.
+//
+// It owns the EventLoop (its own thread), the JobManager and the VmStore of a host root.
+// Methods validate their inputs synchronously and answer with an error code at once; long
+// operations return a Job that runs on the loop (its heavy work on the libuv thread pool).
+//
+// "computer_system" arguments accept an Msvm_ComputerSystem object path (full or relative),
+// a VM GUID or a VM name.
+//
+// Thread-safety: every public method may be called from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/jobs/event_loop.h"
+#include "core/jobs/job_manager.h"
+#include "core/model/instance.h"
+#include "core/service/service_options.h"
+#include "core/store/vm_store.h"
+
+namespace vmrepl {
+
+class ReplicationService {
+ public:
+  // root: absolute host root (created if missing).
+  static Result<std::unique_ptr<ReplicationService>> open(const std::string& root, ServiceOptions opts);
+  ~ReplicationService();  // cancels running jobs, waits for them at a safe point, closes
+  ReplicationService(const ReplicationService&) = delete;
+  ReplicationService& operator=(const ReplicationService&) = delete;
+
+  // HostName, HostRoot, Version, BlockSize, HashAlgorithm, JobRetention... (Msvm_ReplicationService).
+  Instance info() const;
+  const ServiceOptions& options() const { return opts_; }
+
+  Result<Instance> define_system(const VmDefinition& def);
+  Result<Instance> get_system(std::string_view computer_system) const;
+  Result<std::vector<Instance>> list_systems() const;
+  // The VM must be off (SystemInUse otherwise).
+  Status destroy_system(std::string_view computer_system);
+  // EnabledState 2 (running) or 3 (off); anything else -> InvalidParameter.
+  Status request_state_change(std::string_view computer_system, uint16_t requested_state);
+  Result<std::string> disk_path(std::string_view computer_system, uint32_t disk) const;
+
+  // ComputeDigest: the BlockIndex and Merkle root of every disk of the VM. The index of disk
+  // N is kept next to the image (disk<N>.idx). Result properties on the job: MerkleRoot,
+  // DiskMerkleRoots[], HashAlgorithm, BlockSize, BlockCount, ZeroBlocks, BytesRead.
+  Result<std::shared_ptr<Job>> compute_digest(std::string_view computer_system);
+
+  std::shared_ptr<Job> find_job(std::string_view instance_id) const;
+  std::vector<std::shared_ptr<Job>> list_jobs() const;
+  JobManager& jobs() { return *jobs_; }
+  EventLoop& loop() { return *loop_; }
+
+  // The VM record a computer_system argument names. InvalidParameter for a malformed object
+  // path or one naming another class or host; FileNotFound for an unknown VM.
+  Result<VmRecord> resolve(std::string_view computer_system) const;
+
+ private:
+  ReplicationService(std::string root, ServiceOptions opts, std::unique_ptr<VmStore> store);
+  Instance vm_instance(const VmRecord& vm) const;
+
+  const std::string root_;
+  const ServiceOptions opts_;
+  std::unique_ptr<VmStore> store_;
+  // Destroyed in reverse order: the loop stops (running what is left) before the job
+  // manager and the store go away.
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<EventLoop> loop_;
+};
+
+}  // namespace vmrepl

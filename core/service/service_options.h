@@ -1,0 +1,33 @@
+// ServiceOptions: the engine options of a `local:` service (API.md), parsed from the JSON
+// object a caller passes to vmr_open. Unknown keys and wrong types are refused, so a typo never
+// silently falls back to a default.
+//
+// Thread-safety: value type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/blocks/hash.h"
+#include "core/model/status.h"
+#include "core/store/vm_definition.h"
+
+namespace vmrepl {
+
+struct ServiceOptions {
+  std::string host_name;           // default: the machine's host name
+  int64_t job_retention_s = 300;   // CIM TimeBeforeRemoval: 5 minutes
+  uint32_t block_size = 64 * 1024; // power of two, 4 KiB..16 MiB
+  HashAlgorithm hash = HashAlgorithm::Xxh3_128;
+
+  // NULL/empty text gives the defaults. Unknown key or bad value -> InvalidParameter naming
+  // it; a value of the wrong JSON type -> IncorrectDataType naming it.
+  static Result<ServiceOptions> from_json(std::string_view text);
+};
+
+// {"name": "web01", "id": "<GUID>" (optional), "disks": [bytes, ...]} -> VmDefinition.
+// Only the shape is checked here; the rules of vm_definition.h are checked by the store.
+Result<VmDefinition> parse_vm_definition_json(std::string_view text);
+
+}  // namespace vmrepl
