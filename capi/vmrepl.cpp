@@ -543,3 +543,151 @@ VMR_EXTERN const vmr_instance* vmr_list_get(const vmr_list* list, size_t i) {
 VMR_EXTERN void vmr_list_release(vmr_list* list) { delete L(list); }
 
 }  // extern "C"
+
+namespace {
+
+// The common shape of the job-returning methods: check handles, run, hand out the job.
+template <class F>
+vmr_status job_call(vmr_service* svc, vmr_job** job, F&& fn) {
+  return guarded([&]() -> vmr_status {
+    VMR_REQUIRE_ARG(job, "job");
+    *job = nullptr;
+    VMR_REQUIRE_ARG(svc, "service");
+    return out_job(svc, fn(*S(svc)->svc), job);
+  });
+}
+
+std::string_view sv(const char* s) { return s ? std::string_view(s) : std::string_view(); }
+
+vmr_list* out_list(std::vector<Instance> items) {
+  auto list = std::make_unique<ListHandle>();
+  for (auto& i : items) list->items.push_back(InstanceHandle{std::move(i)});
+  return reinterpret_cast<vmr_list*>(list.release());
+}
+
+}  // namespace
+
+extern "C" {
+
+VMR_EXTERN vmr_status vmr_create_replication_relationship(vmr_service* svc, const char* cs, const char* sd, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.create_replication_relationship(cs, sv(sd)); });
+}
+
+VMR_EXTERN vmr_status vmr_start_replication(vmr_service* svc, const char* cs, uint16_t type, const char* export_location,
+                                            const char* start_time, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job,
+                  [&](ReplicationService& s) { return s.start_replication(cs, type, sv(export_location), sv(start_time)); });
+}
+
+VMR_EXTERN vmr_status vmr_modify_replication_settings(vmr_service* svc, const char* cs, const char* sd, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.modify_replication_settings(cs, sv(sd)); });
+}
+
+VMR_EXTERN vmr_status vmr_remove_replication_relationship(vmr_service* svc, const char* cs, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.remove_replication_relationship(cs); });
+}
+
+VMR_EXTERN vmr_status vmr_request_replication_state_change(vmr_service* svc, const char* cs, uint16_t requested,
+                                                           vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.request_replication_state_change(cs, requested); });
+}
+
+VMR_EXTERN vmr_status vmr_resynchronize(vmr_service* svc, const char* cs, const char* start_time, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.resynchronize(cs, sv(start_time)); });
+}
+
+VMR_EXTERN vmr_status vmr_replicate_now(vmr_service* svc, const char* cs, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.replicate_now(cs); });
+}
+
+VMR_EXTERN vmr_status vmr_test_replication_connection(vmr_service* svc, const char* point, uint16_t port,
+                                                      uint16_t auth_type, const char* thumbprint, vmr_job** job) {
+  if (!point) return fail(Code::InvalidParameter, "recovery_connection_point is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) {
+    return s.test_replication_connection(point, port, auth_type, sv(thumbprint));
+  });
+}
+
+VMR_EXTERN vmr_status vmr_get_replication_statistics(vmr_service* svc, const char* cs, vmr_instance** out) {
+  return guarded([&]() -> vmr_status {
+    VMR_REQUIRE_ARG(out, "statistics");
+    *out = nullptr;
+    VMR_REQUIRE_ARG(svc, "service");
+    VMR_REQUIRE_ARG(cs, "computer_system");
+    auto r = S(svc)->svc->get_replication_statistics(cs);
+    if (!r) return fail(r.status());
+    *out = out_instance(std::move(r).value());
+    return succeed();
+  });
+}
+
+VMR_EXTERN vmr_status vmr_get_replication_settings(vmr_service* svc, const char* cs, vmr_instance** out) {
+  return guarded([&]() -> vmr_status {
+    VMR_REQUIRE_ARG(out, "settings");
+    *out = nullptr;
+    VMR_REQUIRE_ARG(svc, "service");
+    VMR_REQUIRE_ARG(cs, "computer_system");
+    auto r = S(svc)->svc->get_replication_settings(cs);
+    if (!r) return fail(r.status());
+    *out = out_instance(std::move(r).value());
+    return succeed();
+  });
+}
+
+VMR_EXTERN vmr_status vmr_list_recovery_points(vmr_service* svc, const char* cs, vmr_list** out) {
+  return guarded([&]() -> vmr_status {
+    VMR_REQUIRE_ARG(out, "points");
+    *out = nullptr;
+    VMR_REQUIRE_ARG(svc, "service");
+    VMR_REQUIRE_ARG(cs, "computer_system");
+    auto r = S(svc)->svc->list_recovery_points(cs);
+    if (!r) return fail(r.status());
+    *out = out_list(std::move(r).value());
+    return succeed();
+  });
+}
+
+VMR_EXTERN vmr_status vmr_modify_service_settings(vmr_service* svc, const char* sd, vmr_job** job) {
+  return job_call(svc, job, [&](ReplicationService& s) { return s.modify_service_settings(sv(sd)); });
+}
+
+VMR_EXTERN vmr_status vmr_get_service_settings(vmr_service* svc, vmr_instance** out) {
+  return guarded([&]() -> vmr_status {
+    VMR_REQUIRE_ARG(out, "settings");
+    *out = nullptr;
+    VMR_REQUIRE_ARG(svc, "service");
+    *out = out_instance(S(svc)->svc->service_settings());
+    return succeed();
+  });
+}
+
+VMR_EXTERN vmr_status vmr_add_authorization_entry(vmr_service* svc, const char* entry, vmr_job** job) {
+  return job_call(svc, job, [&](ReplicationService& s) { return s.add_authorization_entry(sv(entry)); });
+}
+
+VMR_EXTERN vmr_status vmr_modify_authorization_entry(vmr_service* svc, const char* entry, vmr_job** job) {
+  return job_call(svc, job, [&](ReplicationService& s) { return s.modify_authorization_entry(sv(entry)); });
+}
+
+VMR_EXTERN vmr_status vmr_remove_authorization_entry(vmr_service* svc, const char* host, vmr_job** job) {
+  return job_call(svc, job, [&](ReplicationService& s) { return s.remove_authorization_entry(sv(host)); });
+}
+
+VMR_EXTERN vmr_status vmr_list_authorization_entries(vmr_service* svc, vmr_list** out) {
+  return guarded([&]() -> vmr_status {
+    VMR_REQUIRE_ARG(out, "entries");
+    *out = nullptr;
+    VMR_REQUIRE_ARG(svc, "service");
+    *out = out_list(S(svc)->svc->list_authorization_entries());
+    return succeed();
+  });
+}
+
+}  // extern "C"

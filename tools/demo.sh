@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The README's demo: installs what is missing, builds, and runs the demo on the embedded
-# `local:` engine in a scratch host root.
+# The README's demo: installs what is missing, builds, and runs the demos on the embedded
+# `local:` engine in a scratch folder: a VM digest, then replication between two services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
-root=${VMREPL_DEMO_ROOT:-/tmp/vmrepl-demo}
-echo "== digest demo (host root $root) =="
-./build/examples/digest_demo "$root/hv-a"
+dir=${VMREPL_DEMO_ROOT:-/tmp/vmrepl-demo}
+mkdir -p "$dir"
+echo "== 1. ComputeDigest of a VM (host root $dir/hv-a) =="
+./build/examples/digest_demo "$dir/hv-a"
+echo
+echo "== 2. Replication hv-a -> hv-b on 127.0.0.1 =="
+./build/examples/replication_demo "$dir"

@@ -9,8 +9,8 @@ PKGS=(
   libuv1-dev libmsgpack-cxx-dev liblua5.4-dev lua5.4 libboost-test-dev libssl-dev
   libxxhash-dev libzstd-dev libsqlite3-dev libpugixml-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev
-  lua-busted python3 python3-pytest ansible-core abigail-tools
-  rsync hyperfine xxhash openssl iproute2 time
+  lua-busted lua-luv python3 python3-pytest python3-pip python3-setuptools ansible-core abigail-tools
+  rsync hyperfine xxhash openssl iproute2 time xfsprogs
 )
 missing=()
 for p in "${PKGS[@]}"; do

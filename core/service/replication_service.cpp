@@ -6,6 +6,10 @@
 #include "core/model/enums.h"
 #include "core/model/object_path.h"
 #include "core/service/digest_job.h"
+#include "core/settings/authorization_setting_data.h"
+#include "core/settings/decode.h"
+#include "core/settings/replication_setting_data.h"
+#include "core/settings/service_setting_data.h"
 
 #ifndef VMREPL_VERSION
 #define VMREPL_VERSION "0.1.0"
@@ -18,14 +22,26 @@ Result<std::unique_ptr<ReplicationService>> ReplicationService::open(const std::
     return Status::InvalidParameter("host root must be an absolute path (got '" + root.substr(0, 128) + "')");
   auto store = VmStore::open(root);
   if (!store) return store.status();
-  return std::unique_ptr<ReplicationService>(
-      new ReplicationService(root, std::move(opts), std::move(store).value()));
+  std::unique_ptr<ReplicationService> svc(new ReplicationService(root, std::move(opts), std::move(store).value()));
+  VMREPL_RETURN_IF_ERROR(svc->replicator_->start());
+  return svc;
 }
 
 ReplicationService::ReplicationService(std::string root, ServiceOptions opts, std::unique_ptr<VmStore> store)
     : root_(std::move(root)), opts_(std::move(opts)), store_(std::move(store)) {
   loop_ = std::make_unique<EventLoop>();
   jobs_ = std::make_unique<JobManager>(*loop_, JobManager::Options{std::chrono::seconds(opts_.job_retention_s)});
+  ReplicatorOptions ro;
+  ro.host_name = opts_.host_name;
+  ro.listen = opts_.listen;
+  ro.hosts = opts_.hosts;
+  ro.cycle_interval_override_s = opts_.cycle_interval_override_s;
+  ro.block_size = opts_.block_size;
+  ro.hash = opts_.hash;
+  ro.zstd_level = opts_.zstd_level;
+  ro.connect_timeout = std::chrono::milliseconds(opts_.connect_timeout_ms);
+  ro.io_timeout = std::chrono::milliseconds(opts_.io_timeout_ms);
+  replicator_ = std::make_unique<Replicator>(*loop_, *jobs_, *store_, std::move(ro));
   VmStore* st = store_.get();
   // Every finished job is recorded in the catalog (history outlives the in-memory retention).
   jobs_->set_on_final([st](const Job& job) {
@@ -36,8 +52,11 @@ ReplicationService::ReplicationService(std::string root, ServiceOptions opts, st
 }
 
 ReplicationService::~ReplicationService() {
+  // Threads first (they use the loop, the jobs and the stores), then the jobs, then the loop.
+  replicator_->shutdown();
   jobs_->shutdown(std::chrono::seconds(30));
   loop_.reset();
+  replicator_.reset();
   jobs_.reset();
 }
 
@@ -56,16 +75,21 @@ Instance ReplicationService::info() const {
   i.set_u32("BlockSize", opts_.block_size);
   i.set_string("HashAlgorithm", std::string(hash_algorithm_name(opts_.hash)));
   i.set_u64("JobRetentionSeconds", static_cast<uint64_t>(opts_.job_retention_s));
+  i.set_string("ListenAddress", opts_.listen);
+  i.set_u16("ListenPort", replicator_->listen_port());
+  const Instance settings = service_settings();
+  for (const auto& p : settings.properties())
+    if (p.name != "InstanceID" && p.name != "ElementName") i.set(p);
   return i;
 }
 
-Result<VmRecord> ReplicationService::resolve(std::string_view cs) const {
+Result<VmRef> ReplicationService::resolve(std::string_view cs) const {
   if (cs.empty()) return Status::InvalidParameter("ComputerSystem is empty");
   if (cs.size() > 4096) return Status::InvalidParameter("ComputerSystem is longer than 4096 characters");
   // An object path names its class and keys; anything else is a GUID or a name.
   bool is_path = cs.starts_with("\\\\") || cs.starts_with("//") || cs.find("=\"") != std::string_view::npos ||
                  cs.starts_with("Msvm_") || cs.starts_with("CIM_");
-  if (!is_path) return store_->get(cs);
+  if (!is_path) return replicator_->find_vm(cs);
   auto p = ObjectPath::parse(cs);
   if (!p) return p.status().Annotate("ComputerSystem");
   if (p->class_name != "Msvm_ComputerSystem" && p->class_name != "CIM_ComputerSystem")
@@ -78,10 +102,11 @@ Result<VmRecord> ReplicationService::resolve(std::string_view cs) const {
   if (!name) return Status::InvalidParameter("ComputerSystem path has no Name key");
   auto g = Guid::parse(*name);
   if (!g) return g.status().Annotate("ComputerSystem Name key");
-  return store_->get(g->to_string());
+  return replicator_->find_vm(g->to_string());
 }
 
-Instance ReplicationService::vm_instance(const VmRecord& vm) const {
+Instance ReplicationService::vm_instance(const VmRef& ref) const {
+  const VmRecord& vm = ref.vm;
   Instance i("Msvm_ComputerSystem");
   i.set_string("Name", vm.id.to_string());
   i.set_string("ElementName", vm.name);
@@ -103,13 +128,16 @@ Instance ReplicationService::vm_instance(const VmRecord& vm) const {
   }
   i.set_string_array("DiskPaths", std::move(paths));
   i.set_uint_array("DiskSizes", CimType::UInt64, sizes);
+  i.set_string("Folder", vm.folder);
+  auto rel = replicator_->relationship(ref);
+  if (rel && *rel) (*rel)->describe(i);
   return i;
 }
 
 Result<Instance> ReplicationService::define_system(const VmDefinition& def) {
   auto vm = store_->define(def);
   if (!vm) return vm.status();
-  return vm_instance(*vm);
+  return vm_instance(VmRef{store_.get(), std::move(vm).value()});
 }
 
 Result<Instance> ReplicationService::get_system(std::string_view cs) const {
@@ -119,19 +147,26 @@ Result<Instance> ReplicationService::get_system(std::string_view cs) const {
 }
 
 Result<std::vector<Instance>> ReplicationService::list_systems() const {
-  auto vms = store_->list();
-  if (!vms) return vms.status();
   std::vector<Instance> out;
-  for (const auto& vm : *vms) out.push_back(vm_instance(vm));
+  for (VmStore* s : replicator_->stores()) {
+    auto vms = s->list();
+    if (!vms) return vms.status();
+    for (auto& vm : *vms) out.push_back(vm_instance(VmRef{s, std::move(vm)}));
+  }
   return out;
 }
 
 Status ReplicationService::destroy_system(std::string_view cs) {
   auto vm = resolve(cs);
   if (!vm) return vm.status();
-  if (vm->enabled_state == to_number(EnabledState::Enabled))
-    return Status::SystemInUse("VM " + vm->name + " is running (EnabledState 2); turn it off first");
-  return store_->remove(vm->id.to_string());
+  if (vm->vm.enabled_state == to_number(EnabledState::Enabled))
+    return Status::SystemInUse("VM " + vm->vm.name + " is running (EnabledState 2); turn it off first");
+  auto rel = replicator_->relationship(*vm);
+  if (!rel) return rel.status();
+  if (*rel && (*rel)->mode != ReplicationMode::None)
+    return Status::InvalidState("VM " + vm->vm.name + " has a replication relationship (mode " +
+                                std::to_string(to_number((*rel)->mode)) + "); remove it first");
+  return vm->store->remove(vm->vm.id.to_string());
 }
 
 Status ReplicationService::request_state_change(std::string_view cs, uint16_t requested) {
@@ -140,25 +175,25 @@ Status ReplicationService::request_state_change(std::string_view cs, uint16_t re
                                     " is not supported for a VM (2 running, 3 off)");
   auto vm = resolve(cs);
   if (!vm) return vm.status();
-  return store_->set_enabled_state(vm->id, requested);
+  return vm->store->set_enabled_state(vm->vm.id, requested);
 }
 
 Result<std::string> ReplicationService::disk_path(std::string_view cs, uint32_t disk) const {
   auto vm = resolve(cs);
   if (!vm) return vm.status();
-  if (disk >= vm->disks.size())
-    return Status::InvalidParameter("disk " + std::to_string(disk) + " does not exist (VM " + vm->name + " has " +
-                                    std::to_string(vm->disks.size()) + ")");
-  return vm->disks[disk].path;
+  if (disk >= vm->vm.disks.size())
+    return Status::InvalidParameter("disk " + std::to_string(disk) + " does not exist (VM " + vm->vm.name + " has " +
+                                    std::to_string(vm->vm.disks.size()) + ")");
+  return vm->vm.disks[disk].path;
 }
 
 Result<std::shared_ptr<Job>> ReplicationService::compute_digest(std::string_view cs) {
   auto vm = resolve(cs);
   if (!vm) return vm.status();
-  if (!vm->integrity.ok()) return Status::Failed(vm->integrity.message());
-  DigestJob::Params params{*vm, opts_.block_size, opts_.hash};
+  if (!vm->vm.integrity.ok()) return Status::Failed(vm->vm.integrity.message());
+  DigestJob::Params params{vm->vm, opts_.block_size, opts_.hash};
   EventLoop* loop = loop_.get();
-  return jobs_->submit(JobType::ConsistencyCheckerRun, "ComputeDigest " + vm->name, true,
+  return jobs_->submit(JobType::ConsistencyCheckerRun, "ComputeDigest " + vm->vm.name, true,
                        [loop, params](const JobContext& ctx) { DigestJob::start(loop, params, ctx); });
 }
 
@@ -169,5 +204,170 @@ std::shared_ptr<Job> ReplicationService::find_job(std::string_view instance_id) 
 }
 
 std::vector<std::shared_ptr<Job>> ReplicationService::list_jobs() const { return jobs_->list(); }
+
+std::shared_ptr<Job> ReplicationService::quick_job(JobType type, std::string name, std::function<Status()> fn) {
+  return jobs_->submit(type, std::move(name), false, [fn](const JobContext& ctx) { ctx.finish(fn()); });
+}
+
+// ---- replication ------------------------------------------------------------------------
+
+namespace {
+Result<ReplicationSettingData> parse_rsd(std::string_view text) {
+  if (text.empty()) return Status::InvalidParameter("ReplicationSettingData is empty");
+  auto inst = decode_instance(text, ReplicationSettingData::kClassName);
+  if (!inst) return inst.status();
+  return ReplicationSettingData::from_instance(*inst);
+}
+}  // namespace
+
+Result<std::shared_ptr<Job>> ReplicationService::create_replication_relationship(std::string_view cs,
+                                                                                 std::string_view setting_data) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  auto rsd = parse_rsd(setting_data);
+  if (!rsd) return rsd.status();
+  if (rsd->VirtualSystemIdentifier && !rsd->VirtualSystemIdentifier->empty() &&
+      rsd->VirtualSystemIdentifier != vm->vm.id.to_string())
+    return Status::InvalidParameter("VirtualSystemIdentifier " + *rsd->VirtualSystemIdentifier + " is not VM " +
+                                    vm->vm.id.to_string());
+  return replicator_->create_relationship(*vm, *rsd);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::start_replication(std::string_view cs, uint16_t type,
+                                                                   std::string_view export_location,
+                                                                   std::string_view start_time) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  if (!start_time.empty()) {
+    auto t = parse_cim_datetime(start_time);
+    if (!t) return t.status().Annotate("StartTime");
+    // A scheduled start is not kept across restarts; only "now" is offered.
+    if (t->to_unix_us() > CimDateTime::now().to_unix_us() + 1000000)
+      return Status::InvalidParameter("StartTime: only a null or past StartTime (start now) is accepted");
+  }
+  if (!export_location.empty() && type != to_number(InitialReplicationType::Export))
+    return Status::InvalidParameter("InitialReplicationExportLocation is only used with InitialReplicationType 2");
+  return replicator_->start_replication(*vm, type);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::modify_replication_settings(std::string_view cs,
+                                                                             std::string_view setting_data) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  auto rsd = parse_rsd(setting_data);
+  if (!rsd) return rsd.status();
+  return replicator_->modify_settings(*vm, *rsd);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::remove_replication_relationship(std::string_view cs) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->remove_relationship(*vm);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::request_replication_state_change(std::string_view cs,
+                                                                                  uint16_t requested) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->request_replication_state_change(*vm, requested);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::resynchronize(std::string_view cs, std::string_view start_time) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  if (!start_time.empty()) {
+    auto t = parse_cim_datetime(start_time);
+    if (!t) return t.status().Annotate("StartTime");
+    if (t->to_unix_us() > CimDateTime::now().to_unix_us() + 1000000)
+      return Status::InvalidParameter("StartTime: only a null or past StartTime (start now) is accepted");
+  }
+  return replicator_->resynchronize(*vm);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::replicate_now(std::string_view cs) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->replicate_now(*vm);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::test_replication_connection(std::string_view point, uint16_t port,
+                                                                             uint16_t auth_type,
+                                                                             std::string_view thumbprint) {
+  if (auth_type == 2 && thumbprint.empty())
+    return Status::InvalidParameter("CertificateThumbPrint is required when AuthenticationType is 2");
+  return replicator_->test_connection(std::string(point), port, auth_type);
+}
+
+Result<Instance> ReplicationService::get_replication_statistics(std::string_view cs) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->statistics(*vm);
+}
+
+Result<Instance> ReplicationService::get_replication_settings(std::string_view cs) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  auto rel = replicator_->relationship(*vm);
+  if (!rel) return rel.status();
+  if (!*rel || (*rel)->mode == ReplicationMode::None)
+    return Status::InvalidState("VM " + vm->vm.name + " has no replication relationship (mode 0)");
+  return (*rel)->settings.to_instance();
+}
+
+Result<std::vector<Instance>> ReplicationService::list_recovery_points(std::string_view cs) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->recovery_points(*vm);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::modify_service_settings(std::string_view setting_data) {
+  if (setting_data.empty()) return Status::InvalidParameter("SettingData is empty");
+  auto s = ReplicationServiceSettingData::parse(setting_data);
+  if (!s) return s.status();
+  Replicator* r = replicator_.get();
+  auto v = std::move(s).value();
+  return quick_job(JobType::ModifyReplicationServerSettings, "Modify replication server settings",
+                   [r, v] { return r->server().set_settings(v); });
+}
+
+Instance ReplicationService::service_settings() const { return replicator_->server().settings().to_instance(); }
+
+Result<std::shared_ptr<Job>> ReplicationService::add_authorization_entry(std::string_view entry) {
+  if (entry.empty()) return Status::InvalidParameter("AuthorizationEntry is empty");
+  auto e = AuthorizationSettingData::parse(entry);
+  if (!e) return e.status();
+  Replicator* r = replicator_.get();
+  auto v = std::move(e).value();
+  return quick_job(JobType::ModifyReplicationServerSettings, "Add authorization entry " + *v.AllowedPrimaryHostSystem,
+                   [r, v] { return r->server().add_entry(v); });
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::modify_authorization_entry(std::string_view entry) {
+  if (entry.empty()) return Status::InvalidParameter("AuthorizationEntry is empty");
+  auto e = AuthorizationSettingData::parse(entry);
+  if (!e) return e.status();
+  Replicator* r = replicator_.get();
+  auto v = std::move(e).value();
+  return quick_job(JobType::ModifyReplicationServerSettings, "Modify authorization entry " + *v.AllowedPrimaryHostSystem,
+                   [r, v] { return r->server().modify_entry(v); });
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::remove_authorization_entry(std::string_view allowed_primary) {
+  if (allowed_primary.empty()) return Status::InvalidParameter("AllowedPrimaryHostSystem is empty");
+  Replicator* r = replicator_.get();
+  std::string host(allowed_primary);
+  bool found = false;
+  for (const auto& e : r->server().entries())
+    if (strcasecmp(e.AllowedPrimaryHostSystem->c_str(), host.c_str()) == 0) found = true;
+  if (!found) return Status::FileNotFound("no authorization entry for AllowedPrimaryHostSystem '" + host + "'");
+  return quick_job(JobType::ModifyReplicationServerSettings, "Remove authorization entry " + host,
+                   [r, host] { return r->server().remove_entry(host); });
+}
+
+std::vector<Instance> ReplicationService::list_authorization_entries() const {
+  std::vector<Instance> out;
+  for (const auto& e : replicator_->server().entries()) out.push_back(e.to_instance());
+  return out;
+}
 
 }  // namespace vmrepl

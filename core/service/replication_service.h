@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/engine/replicator.h"
 #include "core/jobs/event_loop.h"
 #include "core/jobs/job_manager.h"
 #include "core/model/instance.h"
@@ -49,18 +50,46 @@ class ReplicationService {
   // DiskMerkleRoots[], HashAlgorithm, BlockSize, BlockCount, ZeroBlocks, BytesRead.
   Result<std::shared_ptr<Job>> compute_digest(std::string_view computer_system);
 
+  // ---- replication (spec §2, §8): validation at once, the work in the returned job ----
+  Result<std::shared_ptr<Job>> create_replication_relationship(std::string_view cs, std::string_view setting_data);
+  Result<std::shared_ptr<Job>> start_replication(std::string_view cs, uint16_t type, std::string_view export_location,
+                                                 std::string_view start_time);
+  Result<std::shared_ptr<Job>> modify_replication_settings(std::string_view cs, std::string_view setting_data);
+  Result<std::shared_ptr<Job>> remove_replication_relationship(std::string_view cs);
+  Result<std::shared_ptr<Job>> request_replication_state_change(std::string_view cs, uint16_t requested);
+  Result<std::shared_ptr<Job>> resynchronize(std::string_view cs, std::string_view start_time);
+  Result<std::shared_ptr<Job>> replicate_now(std::string_view cs);
+  Result<std::shared_ptr<Job>> test_replication_connection(std::string_view point, uint16_t port, uint16_t auth_type,
+                                                           std::string_view thumbprint);
+  Result<Instance> get_replication_statistics(std::string_view cs);
+  Result<Instance> get_replication_settings(std::string_view cs);
+  Result<std::vector<Instance>> list_recovery_points(std::string_view cs);
+
+  // ---- recovery-server settings and authorization (spec §4) ----
+  Result<std::shared_ptr<Job>> modify_service_settings(std::string_view setting_data);
+  Instance service_settings() const;
+  Result<std::shared_ptr<Job>> add_authorization_entry(std::string_view entry);
+  Result<std::shared_ptr<Job>> modify_authorization_entry(std::string_view entry);
+  Result<std::shared_ptr<Job>> remove_authorization_entry(std::string_view allowed_primary);
+  std::vector<Instance> list_authorization_entries() const;
+
+  Replicator& replicator() { return *replicator_; }
+
   std::shared_ptr<Job> find_job(std::string_view instance_id) const;
   std::vector<std::shared_ptr<Job>> list_jobs() const;
   JobManager& jobs() { return *jobs_; }
   EventLoop& loop() { return *loop_; }
 
-  // The VM record a computer_system argument names. InvalidParameter for a malformed object
-  // path or one naming another class or host; FileNotFound for an unknown VM.
-  Result<VmRecord> resolve(std::string_view computer_system) const;
+  // The VM a computer_system argument names, in whichever store holds it. InvalidParameter
+  // for a malformed object path or one naming another class or host; FileNotFound for an
+  // unknown VM.
+  Result<VmRef> resolve(std::string_view computer_system) const;
 
  private:
   ReplicationService(std::string root, ServiceOptions opts, std::unique_ptr<VmStore> store);
-  Instance vm_instance(const VmRecord& vm) const;
+  Instance vm_instance(const VmRef& vm) const;
+  // A job that runs `fn` (quick, synchronous work) so the method keeps WMI's 4096 + Job shape.
+  std::shared_ptr<Job> quick_job(JobType type, std::string name, std::function<Status()> fn);
 
   const std::string root_;
   const ServiceOptions opts_;
@@ -69,6 +98,7 @@ class ReplicationService {
   // manager and the store go away.
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<Replicator> replicator_;  // stopped first: its threads use everything above
 };
 
 }  // namespace vmrepl

@@ -70,6 +70,35 @@ Result<ServiceOptions> ServiceOptions::from_json(std::string_view text) {
         o.hash = HashAlgorithm::Sha256;
       else
         return Status::InvalidParameter("hash must be \"xxh3-128\" or \"sha256\" (got \"" + h.substr(0, 32) + "\")");
+    } else if (key == "listen") {
+      if (!v.is_string()) return wrong_type(key, "a string \"host:port\"");
+      std::string l = v.get<std::string>();
+      auto colon = l.rfind(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == l.size() ||
+          l.find_first_not_of("0123456789", colon + 1) != std::string::npos || std::stoul(l.substr(colon + 1)) > 65535)
+        return Status::InvalidParameter("listen must be \"host:port\" with a port 0-65535 (got \"" + l.substr(0, 64) + "\")");
+      o.listen = l;
+    } else if (key == "hosts") {
+      if (!v.is_object()) return wrong_type(key, "an object {\"name\": \"address\"}");
+      for (const auto& [name, addr] : v.items()) {
+        if (!addr.is_string()) return wrong_type("hosts." + name, "a string address");
+        o.hosts[name] = addr.get<std::string>();
+      }
+    } else if (key == "cycle_interval_override_s") {
+      if (!v.is_number_integer()) return wrong_type(key, "an integer number of seconds");
+      int64_t s = v.get<int64_t>();
+      if (s < 0 || s > 86400) return Status::InvalidParameter("cycle_interval_override_s must be 0..86400");
+      o.cycle_interval_override_s = s;
+    } else if (key == "zstd_level") {
+      if (!v.is_number_integer()) return wrong_type(key, "an integer");
+      int64_t l = v.get<int64_t>();
+      if (l < -7 || l > 19) return Status::InvalidParameter("zstd_level must be -7..19 (got " + std::to_string(l) + ")");
+      o.zstd_level = static_cast<int>(l);
+    } else if (key == "connect_timeout_ms" || key == "io_timeout_ms") {
+      if (!v.is_number_integer()) return wrong_type(key, "an integer number of milliseconds");
+      int64_t t = v.get<int64_t>();
+      if (t < 10 || t > 3600000) return Status::InvalidParameter(key + " must be 10..3600000");
+      (key == "connect_timeout_ms" ? o.connect_timeout_ms : o.io_timeout_ms) = t;
     } else {
       return Status::InvalidParameter("unknown option '" + key.substr(0, 64) + "'");
     }

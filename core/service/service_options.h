@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,15 @@ struct ServiceOptions {
   int64_t job_retention_s = 300;   // CIM TimeBeforeRemoval: 5 minutes
   uint32_t block_size = 64 * 1024; // power of two, 4 KiB..16 MiB
   HashAlgorithm hash = HashAlgorithm::Xxh3_128;
+  // Replication listener "host:port" ("127.0.0.1:0" = any free port); empty = none.
+  std::string listen;
+  // Connection point -> address, consulted before DNS (like /etc/hosts).
+  std::map<std::string, std::string> hosts;
+  // Tests only: replaces ReplicationInterval (seconds); 0 = use the relationship's.
+  int64_t cycle_interval_override_s = 0;
+  int zstd_level = 1;
+  int64_t connect_timeout_ms = 5000;
+  int64_t io_timeout_ms = 30000;
 
   // NULL/empty text gives the defaults. Unknown key or bad value -> InvalidParameter naming
   // it; a value of the wrong JSON type -> IncorrectDataType naming it.

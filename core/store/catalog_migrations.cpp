@@ -44,6 +44,38 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_by_finished ON jobs(finished_us) WHERE finished_us IS NOT NULL;
 )sql",
+
+    // 2: replica stores (core/store/replica_store.h). replica_images.image_seq is the seq of the
+    // newest apply wholly in the replica's disk images; recovery_points are the committed
+    // points, roots the comma-separated hex Merkle roots by disk index; has_undo tells whether
+    // the point's undo log (undo/<seq>.undo) is kept.
+    R"sql(
+CREATE TABLE replica_images (
+  vm_id     TEXT PRIMARY KEY NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+  image_seq INTEGER NOT NULL CHECK (image_seq >= 0)
+) WITHOUT ROWID;
+
+CREATE TABLE recovery_points (
+  vm_id            TEXT NOT NULL REFERENCES replica_images(vm_id) ON DELETE CASCADE,
+  seq              INTEGER NOT NULL CHECK (seq > 0),
+  point_type       INTEGER NOT NULL,
+  created_us       INTEGER NOT NULL,
+  replication_type INTEGER NOT NULL,
+  hash_algorithm   INTEGER NOT NULL,
+  roots            TEXT NOT NULL,
+  has_undo         INTEGER NOT NULL CHECK (has_undo IN (0, 1)),
+  PRIMARY KEY (vm_id, seq)
+) WITHOUT ROWID;
+)sql",
+
+    // 3: replication relationships (core/engine/relationship.h), one per VM of this catalog;
+    // the record is the relationship as JSON so new fields need no migration.
+    R"sql(
+CREATE TABLE relationships (
+  vm_id  TEXT PRIMARY KEY NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+  record TEXT NOT NULL CHECK (json_valid(record))
+) WITHOUT ROWID;
+)sql",
 };
 
 }  // namespace

@@ -80,8 +80,10 @@ VMR_EXTERN void vmr_free(void *p);                       /* NULL-safe */
 /* ---- service ------------------------------------------------------------------------- */
 
 /* uri: "local:<absolute host root>" runs an in-process engine (the root is created if
- * missing). options_json (may be NULL): {"host_name": "hv-a", "job_retention_s": 300,
- * "block_size": 65536, "hash": "xxh3-128"|"sha256"}. Unknown options -> 32773. */
+ * missing). options_json (may be NULL): {"host_name": "hv-a", "listen": "127.0.0.1:0",
+ * "hosts": {"hv-b": "127.0.0.1"}, "job_retention_s": 300, "block_size": 65536,
+ * "hash": "xxh3-128"|"sha256", "zstd_level": 1, "connect_timeout_ms": 5000,
+ * "io_timeout_ms": 30000, "cycle_interval_override_s": 0 (tests)}. Unknown options -> 32773. */
 VMR_EXTERN vmr_status vmr_open(const char *uri, const char *options_json, vmr_service **out);
 /* Cancels running jobs, waits for them to stop at a safe point, releases everything.
  * Job handles stay readable afterwards. NULL-safe. */
@@ -116,6 +118,50 @@ VMR_EXTERN vmr_status vmr_disk_path(vmr_service *svc, const char *computer_syste
  * carries MerkleRoot, DiskMerkleRoots[], BlockSize, BlockCount, ZeroBlocks, BytesRead. */
 VMR_EXTERN vmr_status vmr_compute_digest(vmr_service *svc, const char *computer_system,
                                          vmr_job **job);
+
+/* ---- replication (Msvm_ReplicationService) ------------------------------------------- */
+
+/* Each returns 4096 with a job, or an error at once (validation): 32773 naming the property,
+ * 32775 naming the state found, 32779 for an unknown VM. */
+VMR_EXTERN vmr_status vmr_create_replication_relationship(vmr_service *svc, const char *computer_system,
+                                                          const char *setting_data, vmr_job **job);
+/* type: 1 network, 3 seeded (the replica VM's disks hold a copy: only differences are sent).
+ * export_location and start_time may be NULL (start now). */
+VMR_EXTERN vmr_status vmr_start_replication(vmr_service *svc, const char *computer_system, uint16_t type,
+                                            const char *export_location, const char *start_time, vmr_job **job);
+VMR_EXTERN vmr_status vmr_modify_replication_settings(vmr_service *svc, const char *computer_system,
+                                                      const char *setting_data, vmr_job **job);
+VMR_EXTERN vmr_status vmr_remove_replication_relationship(vmr_service *svc, const char *computer_system,
+                                                          vmr_job **job);
+/* RequestReplicationStateChange: 7 suspend, 3 resume. */
+VMR_EXTERN vmr_status vmr_request_replication_state_change(vmr_service *svc, const char *computer_system,
+                                                           uint16_t requested_state, vmr_job **job);
+/* Compares both sides' disks and sends only the blocks that differ (state 9 -> 10 -> 3). */
+VMR_EXTERN vmr_status vmr_resynchronize(vmr_service *svc, const char *computer_system, const char *start_time,
+                                        vmr_job **job);
+/* One cycle now (besides the ReplicationInterval timer). */
+VMR_EXTERN vmr_status vmr_replicate_now(vmr_service *svc, const char *computer_system, vmr_job **job);
+VMR_EXTERN vmr_status vmr_test_replication_connection(vmr_service *svc, const char *recovery_connection_point,
+                                                      uint16_t port, uint16_t authentication_type,
+                                                      const char *certificate_thumbprint, vmr_job **job);
+/* Msvm_ReplicationStatistics of the VM's relationship (returns 0). */
+VMR_EXTERN vmr_status vmr_get_replication_statistics(vmr_service *svc, const char *computer_system,
+                                                     vmr_instance **statistics);
+/* The VM's Msvm_ReplicationSettingData (returns 0). */
+VMR_EXTERN vmr_status vmr_get_replication_settings(vmr_service *svc, const char *computer_system,
+                                                   vmr_instance **settings);
+/* Replica side: the recovery points (Msvm_VirtualSystemSettingData), oldest first. */
+VMR_EXTERN vmr_status vmr_list_recovery_points(vmr_service *svc, const char *computer_system, vmr_list **points);
+
+/* Recovery-server settings (Msvm_ReplicationServiceSettingData) and authorization entries
+ * (Msvm_ReplicationAuthorizationSettingData), as CIM-XML, MOF or JSON text. */
+VMR_EXTERN vmr_status vmr_modify_service_settings(vmr_service *svc, const char *setting_data, vmr_job **job);
+VMR_EXTERN vmr_status vmr_get_service_settings(vmr_service *svc, vmr_instance **settings);
+VMR_EXTERN vmr_status vmr_add_authorization_entry(vmr_service *svc, const char *entry, vmr_job **job);
+VMR_EXTERN vmr_status vmr_modify_authorization_entry(vmr_service *svc, const char *entry, vmr_job **job);
+VMR_EXTERN vmr_status vmr_remove_authorization_entry(vmr_service *svc, const char *allowed_primary_host_system,
+                                                     vmr_job **job);
+VMR_EXTERN vmr_status vmr_list_authorization_entries(vmr_service *svc, vmr_list **entries);
 
 /* ---- jobs (Msvm_ConcreteJob) --------------------------------------------------------- */
 

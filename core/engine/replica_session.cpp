@@ -1,0 +1,426 @@
+#include "core/engine/replica_session.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/blocks/disk_scanner.h"
+#include "core/blocks/merkle.h"
+#include "core/blocks/sparse_io.h"
+#include "core/protocol/block_batch.h"
+#include "core/settings/json.h"
+
+namespace vmrepl {
+
+using json = nlohmann::json;
+namespace proto = protocol;
+
+namespace {
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr std::chrono::seconds kSessionIdle{300};
+
+std::string hex_entries(const BlockIndex& idx, uint64_t first, uint64_t count) {
+  static const char* kHex = "0123456789abcdef";
+  const size_t hs = digest_size(idx.algorithm());
+  std::string out;
+  out.reserve(count * (1 + hs) * 2);
+  for (uint64_t i = first; i < first + count; ++i) {
+    const BlockEntry& e = idx.entry(i);
+    out += kHex[e.flags >> 4];
+    out += kHex[e.flags & 15];
+    for (size_t b = 0; b < hs; ++b) {
+      out += kHex[e.hash.bytes[b] >> 4];
+      out += kHex[e.hash.bytes[b] & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ReplicaSession::index_path(const VmRecord& vm, uint64_t seq, uint32_t disk) {
+  return Replicator::replica_folder(vm) + "/index-" + std::to_string(seq) + "-disk" + std::to_string(disk) + ".idx";
+}
+
+Result<BlockIndex> ReplicaSession::image_index(Replicator& r, const VmRecord& vm, ReplicaStore& rs, uint32_t disk) {
+  auto idx = BlockIndex::load(index_path(vm, rs.image_seq(), disk));
+  if (idx && idx->disk_size() == vm.disks[disk].size_bytes && idx->block_size() == r.options().block_size &&
+      idx->algorithm() == r.options().hash)
+    return idx;
+  // No index for this point (first use, or a crash between commit and save): rebuild it.
+  ScanOptions so;
+  so.algorithm = r.options().hash;
+  so.block_size = r.options().block_size;
+  auto scanned = scan_file(rs.image_path(disk), so);
+  if (!scanned) return scanned.status();
+  VMREPL_RETURN_IF_ERROR(scanned->save(index_path(vm, rs.image_seq(), disk)));
+  return scanned;
+}
+
+void ReplicaSession::run() {
+  auto hello = ch_->expect<proto::Hello>(r_.opts_.io_timeout);
+  if (!hello) return;
+  proto::HelloReply reply;
+  reply.service_id = r_.service_id_;
+  reply.host_name = r_.opts_.host_name;
+  reply.capabilities = {"cycles-v1"};
+  Status ok = proto::check_protocol_version(hello->protocol_version);
+  if (ok.ok()) {
+    auto entry = r_.server_->admit(hello->host_name);
+    if (!entry)
+      ok = entry.status();
+    else
+      entry_ = std::move(entry).value();
+  }
+  if (!ok.ok()) {
+    reply.accepted = false;
+    reply.error_code = ok.number();
+    reply.error_text = ok.message();
+    ch_->send(reply);
+    ch_->close(ok);
+    return;
+  }
+  primary_host_ = hello->host_name;
+  reply.accepted = true;
+  if (!ch_->send(reply).ok()) return;
+
+  for (;;) {
+    auto m = ch_->recv(kSessionIdle);
+    if (!m) return;
+    if (auto* c = std::get_if<proto::RelationshipCreate>(&*m)) {
+      Status st = handle_create(*c);
+      ch_->send(proto::Ack{c->seq, st.ok() ? 0 : st.number(), st.ok() ? "" : st.message(), ""});
+    } else if (auto* mo = std::get_if<proto::RelationshipModify>(&*m)) {
+      Status st = handle_modify(*mo);
+      ch_->send(proto::Ack{mo->seq, st.ok() ? 0 : st.number(), st.ok() ? "" : st.message(), ""});
+    } else if (auto* rm = std::get_if<proto::RelationshipRemove>(&*m)) {
+      Status st = handle_remove(*rm);
+      ch_->send(proto::Ack{rm->seq, st.ok() ? 0 : st.number(), st.ok() ? "" : st.message(), ""});
+    } else if (auto* b = std::get_if<proto::CycleBegin>(&*m)) {
+      Status st = handle_cycle(*b);
+      if (!st.ok()) {
+        ch_->send(proto::error_from(st, b->seq));
+        return;  // the stream of this cycle is unusable now
+      }
+    } else if (auto* q = std::get_if<proto::Request>(&*m)) {
+      auto body = handle_request(*q);
+      proto::Response resp;
+      resp.seq = q->seq;
+      if (body) {
+        resp.body_json = std::move(body).value();
+      } else {
+        resp.code = body.status().number();
+        resp.text = body.status().message();
+      }
+      ch_->send(resp);
+    } else {
+      ch_->send(proto::Error{static_cast<uint32_t>(Code::InvalidParameter),
+                             "unexpected message '" + std::string(proto::message_type(*m)) + "'", std::nullopt});
+      return;
+    }
+  }
+}
+
+Result<VmRef> ReplicaSession::replica_vm(const Guid& id, bool for_cycle) {
+  auto vm = r_.find_vm(id.to_string());
+  if (!vm) return vm.status();
+  auto rel = r_.relationship(*vm);
+  if (!rel) return rel.status();
+  if (!*rel || (*rel)->mode != ReplicationMode::Replica)
+    return Status::InvalidState("VM " + vm->vm.name + " is not a replica here (ReplicationMode " +
+                                std::to_string(*rel ? to_number((*rel)->mode) : 0) + ")");
+  if (for_cycle) {
+    auto s = (*rel)->state;
+    if (s != ReplicationState::WaitingToCompleteInitialReplication && s != ReplicationState::Replicating &&
+        s != ReplicationState::Resynchronizing && s != ReplicationState::WaitingToStartResynchronization)
+      return Status::InvalidState("replica VM " + vm->vm.name + " is in ReplicationState " + std::to_string(to_number(s)) +
+                                  " (" + std::string(to_string(s)) + "); it accepts no cycle");
+  }
+  return vm;
+}
+
+Status ReplicaSession::handle_create(const proto::RelationshipCreate& m) {
+  if (m.block_size != r_.opts_.block_size || m.hash_algorithm != r_.opts_.hash)
+    return Status::InvalidParameter("block size " + std::to_string(m.block_size) + " / hash " +
+                                    std::string(hash_algorithm_name(m.hash_algorithm)) + " differ from this server's (" +
+                                    std::to_string(r_.opts_.block_size) + " / " +
+                                    std::string(hash_algorithm_name(r_.opts_.hash)) + ")");
+  auto inst = decode_json(m.settings_json, ReplicationSettingData::kClassName);
+  if (!inst) return inst.status();
+  auto rsd = ReplicationSettingData::from_instance(*inst);
+  if (!rsd) return rsd.status();
+  auto existing = r_.find_vm(m.vm_id.to_string());
+  if (existing) {
+    auto rel = r_.relationship(*existing);
+    if (!rel) return rel.status();
+    if (*rel && (*rel)->mode == ReplicationMode::Replica && (*rel)->peer_host == primary_host_) return Status::OK();
+    return Status::InvalidState("VM " + m.vm_id.to_string() + " already exists on " + r_.opts_.host_name +
+                                " (ReplicationMode " + std::to_string(*rel ? to_number((*rel)->mode) : 0) + ")");
+  }
+  if (existing.status().code() != Code::FileNotFound) return existing.status();
+  // Replicas live only under the admitting entry's storage location.
+  auto store = r_.location_store(*entry_.ReplicaStorageLocation);
+  if (!store) return store.status().Annotate("ReplicaStorageLocation " + *entry_.ReplicaStorageLocation);
+  VmDefinition def{m.vm_name, m.vm_id, m.disk_sizes};
+  auto vm = (*store)->define(def);
+  if (!vm) return vm.status();
+  Relationship rel;
+  rel.vm_id = m.vm_id;
+  rel.mode = ReplicationMode::Replica;
+  rel.state = ReplicationState::WaitingToCompleteInitialReplication;
+  rel.health = ReplicationHealth::Ok;
+  rel.settings = std::move(rsd).value();
+  rel.settings.RecoveryHostSystem = r_.opts_.host_name;
+  rel.peer_host = primary_host_;
+  return r_.put_relationship(VmRef{*store, std::move(vm).value()}, rel);
+}
+
+Status ReplicaSession::handle_modify(const proto::RelationshipModify& m) {
+  auto vm = replica_vm(m.vm_id, false);
+  if (!vm) return vm.status();
+  auto inst = decode_json(m.settings_json, ReplicationSettingData::kClassName);
+  if (!inst) return inst.status();
+  auto rsd = ReplicationSettingData::from_instance(*inst);
+  if (!rsd) return rsd.status();
+  auto lock = r_.vm_lock(m.vm_id);
+  std::lock_guard<std::mutex> g(*lock);
+  auto rel = r_.relationship(*vm);
+  if (!rel || !*rel) return rel ? Status::InvalidState("relationship gone") : rel.status();
+  Relationship nr = **rel;
+  nr.settings = std::move(rsd).value();
+  nr.settings.RecoveryHostSystem = r_.opts_.host_name;
+  return r_.put_relationship(*vm, nr);
+}
+
+Status ReplicaSession::handle_remove(const proto::RelationshipRemove& m) {
+  auto vm = replica_vm(m.vm_id, false);
+  if (!vm) return vm.status();
+  auto lock = r_.vm_lock(m.vm_id);
+  std::lock_guard<std::mutex> g(*lock);
+  {
+    std::lock_guard<std::mutex> lk(r_.mu_);
+    r_.replica_stores_.erase(m.vm_id);
+  }
+  return RelationshipTable(vm->store->catalog()).remove(m.vm_id);
+}
+
+Result<std::string> ReplicaSession::handle_request(const proto::Request& m) {
+  json body = json::parse(m.body_json, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) return Status::InvalidParameter("request body is not a JSON object");
+  auto idv = Guid::parse(body.value("vm_id", ""));
+  if (m.method == "status") {
+    if (!idv) return idv.status();
+    auto vm = r_.find_vm(idv->to_string());
+    if (!vm) return vm.status();
+    auto rel = r_.relationship(*vm);
+    if (!rel) return rel.status();
+    json out;
+    out["mode"] = *rel ? to_number((*rel)->mode) : 0;
+    out["state"] = *rel ? to_number((*rel)->state) : 0;
+    uint64_t latest = 0;
+    if (*rel && (*rel)->mode == ReplicationMode::Replica) {
+      auto rs = r_.replica_store(*vm);
+      if (!rs) return rs.status();
+      latest = (*rs)->image_seq();
+    }
+    out["latest"] = latest;
+    return out.dump();
+  }
+  if (m.method == "index") {
+    if (!idv) return idv.status();
+    auto vm = replica_vm(*idv, false);
+    if (!vm) return vm.status();
+    uint64_t disk = body.value("disk", uint64_t{0}), first = body.value("first", uint64_t{0}),
+             count = body.value("count", uint64_t{0});
+    if (disk >= vm->vm.disks.size()) return Status::InvalidParameter("disk " + std::to_string(disk) + " does not exist");
+    auto lock = r_.vm_lock(*idv);
+    std::lock_guard<std::mutex> g(*lock);
+    auto rs = r_.replica_store(*vm);
+    if (!rs) return rs.status();
+    auto idx = image_index(r_, vm->vm, **rs, static_cast<uint32_t>(disk));
+    if (!idx) return idx.status();
+    if (first > idx->block_count() || count > 100000 || count > idx->block_count() - first)
+      return Status::InvalidParameter("index range out of bounds");
+    json out;
+    out["entries"] = hex_entries(*idx, first, count);
+    return out.dump();
+  }
+  if (m.method == "adopt_seed") {
+    if (!idv) return idv.status();
+    auto vm = replica_vm(*idv, true);
+    if (!vm) return vm.status();
+    auto lock = r_.vm_lock(*idv);
+    std::lock_guard<std::mutex> g(*lock);
+    auto rel = r_.relationship(*vm);
+    if (!rel || !*rel || (*rel)->state != ReplicationState::WaitingToCompleteInitialReplication)
+      return Status::InvalidState("a seeded initial replication needs the replica waiting for it (state 2)");
+    // The seed is the copy an operator put in the replica VM's disks: it becomes the image
+    // the replica store starts from, and the VM's disks become empty placeholders again.
+    {
+      std::lock_guard<std::mutex> lk(r_.mu_);
+      r_.replica_stores_.erase(*idv);
+    }
+    auto rs = r_.replica_store(*vm);
+    if (!rs) return rs.status();
+    if ((*rs)->image_seq() != 0) return Status::InvalidState("the replica already holds a replicated point");
+    std::vector<std::string> images;
+    for (uint32_t d = 0; d < vm->vm.disks.size(); ++d) images.push_back((*rs)->image_path(d));
+    {
+      std::lock_guard<std::mutex> lk(r_.mu_);
+      r_.replica_stores_.erase(*idv);
+    }
+    for (uint32_t d = 0; d < vm->vm.disks.size(); ++d) {
+      const std::string& seed = vm->vm.disks[d].path;
+      if (::rename(seed.c_str(), images[d].c_str()) != 0)
+        return Status::Failed("cannot adopt the seed " + seed + ": " + std::strerror(errno));
+      VMREPL_RETURN_IF_ERROR(create_sparse_file(seed, vm->vm.disks[d].size_bytes));
+      std::remove(index_path(vm->vm, 0, d).c_str());
+    }
+    rs = r_.replica_store(*vm);
+    if (!rs) return rs.status();
+    for (uint32_t d = 0; d < vm->vm.disks.size(); ++d) {
+      auto idx = image_index(r_, vm->vm, **rs, d);
+      if (!idx) return idx.status();
+    }
+    return std::string("{}");
+  }
+  return Status::InvalidParameter("unknown request '" + m.method + "'");
+}
+
+Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
+  auto vm = replica_vm(b.vm_id, true);
+  if (!vm) return vm.status();
+  auto lock = r_.vm_lock(b.vm_id);
+  std::lock_guard<std::mutex> g(*lock);
+  const VmRecord& rec = vm->vm;
+  const size_t nd = rec.disks.size();
+  if (b.disk_sizes.size() != nd) return Status::InvalidParameter("cycle names " + std::to_string(b.disk_sizes.size()) + " disks; the replica has " + std::to_string(nd));
+  for (size_t d = 0; d < nd; ++d)
+    if (b.disk_sizes[d] != rec.disks[d].size_bytes) return Status::InvalidParameter("disk " + std::to_string(d) + " size differs from the replica's");
+  if (b.block_size != r_.opts_.block_size) return Status::InvalidParameter("block size differs from the replica's");
+  auto rs = r_.replica_store(*vm);
+  if (!rs) return rs.status();
+  ReplicaStore& store = **rs;
+  if (b.cycle_id <= store.image_seq())
+    return Status::InvalidParameter("cycle " + std::to_string(b.cycle_id) + " is not after the replica's latest point " +
+                                    std::to_string(store.image_seq()));
+  std::vector<BlockIndex> idx(nd);
+  for (size_t d = 0; d < nd; ++d) {
+    auto i = image_index(r_, rec, store, static_cast<uint32_t>(d));
+    if (!i) return i.status();
+    idx[d] = std::move(i).value();
+  }
+  auto type = b.point_type == to_number(RecoveryPointType::PlannedFailover) ? RecoveryPointType::PlannedFailover
+              : b.point_type == to_number(RecoveryPointType::ApplicationConsistent) ? RecoveryPointType::ApplicationConsistent
+                                                                                      : RecoveryPointType::Standard;
+  auto applyr = store.begin_apply(b.cycle_id, type);
+  if (!applyr) return applyr.status();
+  auto& apply = **applyr;
+  uint64_t applied = 0;
+  for (;;) {
+    auto m = ch_->recv(r_.opts_.io_timeout);
+    if (!m) {
+      apply.abort();
+      return m.status();
+    }
+    if (auto* batch = std::get_if<proto::BlockBatch>(&*m)) {
+      if (batch->vm_id != b.vm_id || batch->cycle_id != b.cycle_id || batch->disk >= nd) {
+        apply.abort();
+        return Status::InvalidParameter("block batch does not belong to cycle " + std::to_string(b.cycle_id));
+      }
+      const uint32_t d = batch->disk;
+      const proto::BatchGeometry geo{rec.disks[d].size_bytes, b.block_size};
+      auto data = proto::open_batch(*batch, geo);
+      if (!data) {
+        apply.abort();
+        return data.status();
+      }
+      for (uint64_t blk : batch->zero_blocks) {
+        Status st = apply.write_zero(d, blk);
+        if (!st.ok()) {
+          apply.abort();
+          return st;
+        }
+        idx[d].set_zero(blk);
+      }
+      size_t off = 0;
+      for (uint64_t blk : batch->data_blocks) {
+        uint32_t len = idx[d].block_length(blk);
+        std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data->data() + off), len);
+        off += len;
+        Status st = apply.write(d, blk, bytes);
+        if (!st.ok()) {
+          apply.abort();
+          return st;
+        }
+        idx[d].set_from_bytes(blk, bytes);
+      }
+      Status st = apply.apply_batch();
+      if (!st.ok()) {
+        apply.abort();
+        return st;
+      }
+      applied += batch->zero_blocks.size() + batch->data_blocks.size();
+    } else if (auto* end = std::get_if<proto::CycleEnd>(&*m)) {
+      if (end->disk_roots.size() != nd) {
+        apply.abort();
+        return Status::InvalidParameter("cycle end carries " + std::to_string(end->disk_roots.size()) + " roots");
+      }
+      CommitInfo info;
+      info.created_us = now_us();
+      info.replication_type = type == RecoveryPointType::PlannedFailover ? ReplicationType::Planned : ReplicationType::Regular;
+      info.hash_algorithm = r_.opts_.hash;
+      for (size_t d = 0; d < nd; ++d) {
+        BlockHash mine = MerkleTree::from_index(idx[d]).root();
+        if (!(mine == end->disk_roots[d])) {
+          apply.abort();
+          return Status::Failed("the replica disagrees with the primary on disk " + std::to_string(d) + ": root " +
+                                mine.to_hex(r_.opts_.hash) + " here, " + end->disk_roots[d].to_hex(r_.opts_.hash) +
+                                " there; the cycle was rolled back");
+        }
+        info.roots.push_back(mine);
+      }
+      Status st = apply.commit(info);
+      if (!st.ok()) return st;
+      for (size_t d = 0; d < nd; ++d) {
+        idx[d].save(index_path(rec, b.cycle_id, static_cast<uint32_t>(d)));
+        std::remove(index_path(rec, b.cycle_id - 1, static_cast<uint32_t>(d)).c_str());
+      }
+      auto rel = r_.relationship(*vm);
+      if (!rel || !*rel) return rel ? Status::InvalidState("relationship gone") : rel.status();
+      Relationship nr = **rel;
+      // A resynchronization starts the history again (spec §10); otherwise keep RecoveryHistory.
+      if (b.full && nr.state != ReplicationState::WaitingToCompleteInitialReplication)
+        store.drop_points_except(b.cycle_id);
+      else
+        store.prune(nr.settings.RecoveryHistory);
+      nr.state = ReplicationState::Replicating;
+      nr.health = ReplicationHealth::Ok;
+      nr.health_text.clear();
+      nr.last_cycle = b.cycle_id;
+      nr.last_replication_us = info.created_us;
+      nr.last_apply_us = now_us();
+      nr.last_replication_type = info.replication_type;
+      nr.stats.success_count++;
+      nr.stats.replication_size += ch_->bytes_received();
+      if (!nr.stats.start_us) nr.stats.start_us = info.created_us;
+      VMREPL_RETURN_IF_ERROR(r_.put_relationship(*vm, nr));
+      json data;
+      data["applied_blocks"] = applied;
+      return ch_->send(proto::Ack{end->seq, 0, "", data.dump()});
+    } else {
+      apply.abort();
+      return Status::InvalidParameter("unexpected message '" + std::string(proto::message_type(*m)) + "' inside a cycle");
+    }
+  }
+}
+
+}  // namespace vmrepl

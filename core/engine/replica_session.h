@@ -1,0 +1,44 @@
+// ReplicaSession: the recovery server's side of one connection from a primary. It admits the
+// primary through the authorization entries, then serves relationship messages, control
+// requests and cycles, one after the other, on its own thread.
+//
+// Applying a cycle: every received batch goes through the ReplicaStore (undo log, fsync,
+// in-place write); the blocks' hashes update the replica's own index; at CycleEnd the Merkle
+// root of every disk must equal the primary's, and only then is the point committed and
+// acknowledged. A mismatch, a bad batch or a lost connection rolls the apply back.
+//
+// Thread-safety: run() on a thread of its own (it blocks).
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "core/engine/replicator.h"
+
+namespace vmrepl {
+
+class ReplicaSession {
+ public:
+  ReplicaSession(Replicator& r, std::shared_ptr<Channel> ch) : r_(r), ch_(std::move(ch)) {}
+  void run();
+
+  // Where the replica's index of its image at point `seq` is kept.
+  static std::string index_path(const VmRecord& vm, uint64_t seq, uint32_t disk);
+  // The index of the replica image at its latest point (loaded, or rebuilt by a scan).
+  static Result<BlockIndex> image_index(Replicator& r, const VmRecord& vm, ReplicaStore& rs, uint32_t disk);
+
+ private:
+  Status handle_create(const protocol::RelationshipCreate& m);
+  Status handle_modify(const protocol::RelationshipModify& m);
+  Status handle_remove(const protocol::RelationshipRemove& m);
+  Status handle_cycle(const protocol::CycleBegin& m);
+  Result<std::string> handle_request(const protocol::Request& m);
+  Result<VmRef> replica_vm(const Guid& id, bool for_cycle);
+
+  Replicator& r_;
+  std::shared_ptr<Channel> ch_;
+  std::string primary_host_;
+  AuthorizationSettingData entry_;
+};
+
+}  // namespace vmrepl

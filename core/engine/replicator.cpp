@@ -1,0 +1,930 @@
+#include "core/engine/replicator.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "core/blocks/disk_scanner.h"
+#include "core/blocks/merkle.h"
+#include "core/blocks/sparse_io.h"
+#include "core/blocks/unique_fd.h"
+#include "core/blocks/zero.h"
+#include "core/model/cim_datetime.h"
+#include "core/engine/replica_session.h"
+#include "core/protocol/block_batch.h"
+#include "core/settings/json.h"
+
+namespace vmrepl {
+
+using json = nlohmann::json;
+namespace proto = protocol;
+
+namespace {
+
+constexpr std::string_view kLocationsKey = "replica_locations";
+constexpr size_t kBlocksPerBatch = 64;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string state_text(ReplicationState s) {
+  return std::to_string(to_number(s)) + " (" + std::string(to_string(s)) + ")";
+}
+
+std::string mode_text(ReplicationMode m) {
+  return std::to_string(to_number(m)) + " (" + std::string(to_string(m)) + ")";
+}
+
+Status mkdirs(const std::string& path) {
+  std::string cur;
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      cur = path.substr(0, i);
+      if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST)
+        return Status::Failed("cannot create " + cur + ": " + std::strerror(errno));
+    }
+  }
+  return Status::OK();
+}
+
+std::string acked_index_path(const VmRecord& vm, uint32_t disk) {
+  return Replicator::primary_folder(vm) + "/acked-disk" + std::to_string(disk) + ".idx";
+}
+
+struct TimerTag {
+  Replicator* r;
+  Guid id;
+};
+
+void close_timer(uv_handle_t* h) {
+  delete static_cast<TimerTag*>(h->data);
+  delete reinterpret_cast<uv_timer_t*>(h);
+}
+
+}  // namespace
+
+// What a job's work sees: its cancellation and a way to report, from its own thread.
+struct Replicator::ThreadCtx {
+  Replicator* r;
+  JobContext ctx;
+  bool cancelled() const { return ctx.cancelled() || r->stopping_.load(); }
+  void phase(std::string p) const {
+    auto c = ctx;
+    r->loop_.post([c, p = std::move(p)] { c.phase(p); });
+  }
+  void progress(uint64_t done, uint64_t total) const {
+    auto c = ctx;
+    r->loop_.post([c, done, total] { c.progress(done, total); });
+  }
+  void result(Property p) const {
+    auto c = ctx;
+    r->loop_.post([c, p = std::move(p)] { c.result(p); });
+  }
+};
+
+Replicator::Replicator(EventLoop& loop, JobManager& jobs, VmStore& main_store, ReplicatorOptions opts)
+    : loop_(loop), jobs_(jobs), main_(main_store), opts_(std::move(opts)), service_id_(Guid::generate()) {}
+
+Replicator::~Replicator() { shutdown(); }
+
+Status Replicator::start() {
+  auto cfg = ServerConfig::load(main_.catalog());
+  if (!cfg) return cfg.status();
+  server_ = std::move(cfg).value();
+  // Replica locations in use, so their VMs are found after a restart.
+  auto locs = main_.catalog().get_meta(kLocationsKey);
+  if (!locs) return locs.status();
+  if (*locs) {
+    auto arr = json::parse(**locs, nullptr, false);
+    if (arr.is_array())
+      for (const auto& l : arr)
+        if (l.is_string()) {
+          auto st = location_store(l.get<std::string>());
+          if (!st) return st.status().Annotate("replica location " + l.get<std::string>());
+        }
+  }
+  if (!opts_.listen.empty()) {
+    auto colon = opts_.listen.rfind(':');
+    if (colon == std::string::npos) return Status::InvalidParameter("listen must be host:port (got '" + opts_.listen + "')");
+    std::string host = opts_.listen.substr(0, colon);
+    int port = std::atoi(opts_.listen.c_str() + colon + 1);
+    if (port < 0 || port > 65535) return Status::InvalidParameter("listen port out of range");
+    Status st = loop_.run_sync([&]() -> Status {
+      auto l = TcpListener::listen(
+          loop_.uv(), host, static_cast<uint16_t>(port),
+          [this](std::unique_ptr<Connection> c) { accept(std::move(c)); }, proto::connection_options());
+      if (!l) return l.status();
+      listener_ = std::move(l).value();
+      return Status::OK();
+    });
+    VMREPL_RETURN_IF_ERROR(st);
+  }
+  // Interval cycles of the relationships that replicate from here.
+  for (VmStore* s : stores()) {
+    auto rels = RelationshipTable(s->catalog()).list();
+    if (!rels) return rels.status();
+    for (const auto& r : *rels) {
+      if (r.mode == ReplicationMode::Primary && r.state == ReplicationState::Replicating)
+        arm_timer(r.vm_id, r.settings.ReplicationInterval);
+      // Replica images are recovered now, not at the next cycle: an apply cut by a crash is
+      // rolled back before anything can read the image.
+      if (r.mode == ReplicationMode::Replica) {
+        auto vm = s->get(r.vm_id.to_string());
+        if (!vm) return vm.status();
+        auto rs = replica_store(VmRef{s, std::move(vm).value()});
+        if (!rs) return rs.status().Annotate("recovering the replica of " + r.vm_id.to_string());
+      }
+    }
+  }
+  return Status::OK();
+}
+
+void Replicator::shutdown() {
+  if (stopping_.exchange(true)) return;
+  loop_.run_sync([this] {
+    listener_.reset();
+    for (auto& [id, t] : timers_) {
+      uv_timer_stop(t);
+      uv_close(reinterpret_cast<uv_handle_t*>(t), close_timer);
+    }
+    timers_.clear();
+    return 0;
+  });
+  // Threads may still spawn threads (a timer's cycle): join until none is left.
+  for (;;) {
+    std::list<Worker> threads;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      for (auto& w : sessions_)
+        if (auto ch = w.lock()) ch->close(Status::SystemNotAvailable("service shutting down"));
+      threads.swap(threads_);
+    }
+    if (threads.empty()) break;
+    for (auto& w : threads)
+      if (w.thread.joinable()) w.thread.join();
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  replica_stores_.clear();
+}
+
+uint16_t Replicator::listen_port() const {
+  return const_cast<Replicator*>(this)->loop_.run_sync([this]() -> uint16_t { return listener_ ? listener_->port() : 0; });
+}
+
+std::vector<VmStore*> Replicator::stores() {
+  std::vector<VmStore*> out{&main_};
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto& [path, s] : locations_) out.push_back(s.get());
+  return out;
+}
+
+Result<VmRef> Replicator::find_vm(std::string_view name_or_guid) {
+  Status first;
+  for (VmStore* s : stores()) {
+    auto r = s->get(name_or_guid);
+    if (r) return VmRef{s, std::move(r).value()};
+    if (first.ok()) first = r.status();
+    if (r.status().code() != Code::FileNotFound) return r.status();
+  }
+  return first;
+}
+
+Result<std::optional<Relationship>> Replicator::relationship(const VmRef& vm) {
+  return RelationshipTable(vm.store->catalog()).get(vm.vm.id);
+}
+
+Status Replicator::put_relationship(const VmRef& vm, const Relationship& r) {
+  return RelationshipTable(vm.store->catalog()).put(r);
+}
+
+Result<VmStore*> Replicator::location_store(const std::string& location) {
+  if (location == main_.root()) return &main_;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = locations_.find(location);
+    if (it != locations_.end()) return it->second.get();
+  }
+  auto s = VmStore::open(location);
+  if (!s) return s.status();
+  std::lock_guard<std::mutex> lk(mu_);
+  auto& slot = locations_[location];
+  if (!slot) slot = std::move(s).value();
+  json arr = json::array();
+  for (const auto& [p, st] : locations_) arr.push_back(p);
+  VMREPL_RETURN_IF_ERROR(main_.catalog().put_meta(kLocationsKey, arr.dump()));
+  return slot.get();
+}
+
+std::shared_ptr<std::mutex> Replicator::vm_lock(const Guid& id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto& m = vm_locks_[id];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
+}
+
+void Replicator::spawn_thread(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lk(mu_);
+  // Join the threads that ended, so a long-running service does not accumulate them.
+  for (auto it = threads_.begin(); it != threads_.end();) {
+    if (it->done->load()) {
+      it->thread.join();
+      it = threads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  threads_.push_back(Worker{std::thread([fn = std::move(fn), done] {
+                              fn();
+                              done->store(true);
+                            }),
+                            done});
+}
+
+std::shared_ptr<Job> Replicator::spawn_job(JobType type, std::string name, bool cancellable, Work work) {
+  return jobs_.submit(type, std::move(name), cancellable, [this, work](const JobContext& ctx) {
+    if (stopping_) return ctx.finish(Status::SystemNotAvailable("service shutting down"));
+    spawn_thread([this, ctx, work] {
+      ThreadCtx t{this, ctx};
+      Status st;
+      try {
+        st = work(t);
+      } catch (const std::exception& e) {
+        st = Status::Failed(std::string("internal error: ") + e.what());
+      }
+      loop_.post([ctx, st] { ctx.finish(st); });
+    });
+  });
+}
+
+// ---- primary side -------------------------------------------------------------------------
+
+Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r) {
+  std::string point = r.peer_host;
+  auto it = opts_.hosts.find(point);
+  std::string address = it != opts_.hosts.end() ? it->second : point;
+  auto ch = Channel::connect(loop_, address, r.peer_port, opts_.connect_timeout);
+  if (!ch) return ch.status().Annotate("recovery server " + point + ":" + std::to_string(r.peer_port));
+  VMREPL_RETURN_IF_ERROR((*ch)->send(proto::Hello{proto::kProtocolVersion, service_id_, opts_.host_name, {"cycles-v1"}, {}}));
+  auto reply = (*ch)->expect<proto::HelloReply>(opts_.io_timeout);
+  if (!reply) return reply.status();
+  if (!reply->accepted)
+    return Status(static_cast<Code>(reply->error_code ? reply->error_code : 32768),
+                  point + " refused this primary: " + reply->error_text);
+  VMREPL_RETURN_IF_ERROR(proto::check_protocol_version(reply->protocol_version));
+  return ch;
+}
+
+namespace {
+
+// A control call on an open channel: Request -> Response (code 0) -> body.
+Result<json> call(Channel& ch, uint64_t seq, std::string method, const json& body, std::chrono::milliseconds timeout) {
+  VMREPL_RETURN_IF_ERROR(ch.send(proto::Request{seq, method, body.dump()}));
+  auto resp = ch.expect<proto::Response>(timeout);
+  if (!resp) return resp.status();
+  if (resp->code != 0) return Status(static_cast<Code>(resp->code), resp->text);
+  if (resp->body_json.empty()) return json::object();
+  json j = json::parse(resp->body_json, nullptr, false);
+  if (j.is_discarded()) return Status::Failed("protocol: response to " + method + " is not JSON");
+  return j;
+}
+
+Result<BlockIndex> fetch_index(Channel& ch, uint64_t& seq, const Guid& vm, uint32_t disk, HashAlgorithm alg,
+                               uint32_t block_size, uint64_t disk_size, std::chrono::milliseconds timeout) {
+  auto idx = BlockIndex::create(alg, block_size, disk_size);
+  if (!idx) return idx.status();
+  const uint64_t n = idx->block_count();
+  const size_t hs = digest_size(alg);
+  for (uint64_t first = 0; first < n;) {
+    uint64_t count = std::min<uint64_t>(n - first, 100000);
+    auto r = call(ch, ++seq, "index", {{"vm_id", vm.to_string()}, {"disk", disk}, {"first", first}, {"count", count}},
+                  timeout);
+    if (!r) return r.status();
+    std::string hex = r->value("entries", "");
+    if (hex.size() != count * (1 + hs) * 2) return Status::Failed("protocol: index reply of the wrong size");
+    auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    for (uint64_t k = 0; k < count; ++k) {
+      const char* p = hex.data() + k * (1 + hs) * 2;
+      uint8_t flags = static_cast<uint8_t>(nib(p[0]) << 4 | nib(p[1]));
+      BlockHash h;
+      for (size_t b = 0; b < hs; ++b) h.bytes[b] = static_cast<uint8_t>(nib(p[2 + 2 * b]) << 4 | nib(p[3 + 2 * b]));
+      if (flags & BlockEntry::kZero)
+        idx->set_zero(first + k);
+      else
+        idx->set_data(first + k, h);
+    }
+    first += count;
+  }
+  return idx;
+}
+
+}  // namespace
+
+Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, ReplicationType rtype) {
+  auto lock = vm_lock(vmref.vm.id);
+  std::lock_guard<std::mutex> guard(*lock);
+  auto fresh = vmref.store->get(vmref.vm.id.to_string());
+  if (!fresh) return fresh.status();
+  const VmRecord vm = std::move(fresh).value();
+  auto relr = relationship(vmref);
+  if (!relr) return relr.status();
+  if (!*relr) return Status::InvalidState("VM " + vm.name + " has no replication relationship");
+  Relationship rel = **relr;
+  const int64_t started = now_us();
+  const size_t nd = vm.disks.size();
+  VMREPL_RETURN_IF_ERROR(mkdirs(primary_folder(vm)));
+
+  t.phase("connecting");
+  auto chr = connect_peer(rel);
+  if (!chr) {
+    rel.stats.network_failure_count++;
+    rel.stats.failure_count++;
+    rel.health = ReplicationHealth::Warning;
+    rel.health_text = chr.status().message();
+    put_relationship(vmref, rel);
+    return chr.status();
+  }
+  Channel& ch = **chr;
+  uint64_t seq = 0;
+  auto st = call(ch, ++seq, "status", {{"vm_id", vm.id.to_string()}}, opts_.io_timeout);
+  if (!st) return st.status();
+  uint64_t latest = st->value("latest", uint64_t{0});
+  const uint64_t cycle_id = std::max(rel.last_cycle, latest) + 1;
+  const uint32_t bs = opts_.block_size;
+
+  // What the replica holds (base) and what we hold now.
+  std::vector<BlockIndex> base(nd), now(nd);
+  std::vector<std::vector<uint64_t>> candidates(nd);
+  uint64_t total_bytes = 0;
+  for (const auto& d : vm.disks) total_bytes += d.size_bytes;
+  if (kind == CycleKind::Seeded) {
+    auto r = call(ch, ++seq, "adopt_seed", {{"vm_id", vm.id.to_string()}}, opts_.io_timeout * 20);
+    if (!r) return r.status().Annotate("seeding from the copy on the recovery server");
+  }
+  uint64_t scanned = 0;
+  for (size_t d = 0; d < nd; ++d) {
+    if (t.cancelled()) return Status::Failed("cycle cancelled");
+    t.phase("comparing disk " + std::to_string(d));
+    ScanOptions so;
+    so.algorithm = opts_.hash;
+    so.block_size = bs;
+    auto scan = scan_file(vm.disks[d].path, so);
+    if (!scan) return scan.status().Annotate("disk " + std::to_string(d));
+    now[d] = std::move(scan).value();
+    scanned += vm.disks[d].size_bytes;
+    t.progress(scanned / 4, total_bytes);
+    if (kind == CycleKind::Initial) {
+      auto z = BlockIndex::create(opts_.hash, bs, vm.disks[d].size_bytes);
+      if (!z) return z.status();
+      base[d] = std::move(z).value();
+    } else if (kind == CycleKind::Incremental) {
+      auto b = BlockIndex::load(acked_index_path(vm, static_cast<uint32_t>(d)));
+      if (!b) {
+        // Without the index of the last acknowledged point no delta can be trusted.
+        rel.state = ReplicationState::WaitingToStartResynchronization;
+        rel.health = ReplicationHealth::Critical;
+        rel.health_text = "resynchronization required: " + b.status().message();
+        put_relationship(vmref, rel);
+        disarm_timer(vm.id);
+        return Status::InvalidState("resynchronization required (state 9): " + b.status().message());
+      }
+      base[d] = std::move(b).value();
+    } else {
+      auto b = fetch_index(ch, seq, vm.id, static_cast<uint32_t>(d), opts_.hash, bs, vm.disks[d].size_bytes,
+                           opts_.io_timeout);
+      if (!b) return b.status().Annotate("index of the replica's disk " + std::to_string(d));
+      base[d] = std::move(b).value();
+    }
+    auto diff_r = diff(base[d], now[d]);
+    if (!diff_r) return diff_r.status();
+    candidates[d] = std::move(diff_r).value();
+  }
+
+  // Send.
+  t.phase("sending");
+  const bool compress = rel.settings.CompressionEnabled.value_or(false);
+  proto::CycleBegin begin;
+  begin.seq = ++seq;
+  begin.vm_id = vm.id;
+  begin.cycle_id = cycle_id;
+  begin.point_type = to_number(rtype == ReplicationType::Planned ? RecoveryPointType::PlannedFailover
+                                                                 : RecoveryPointType::Standard);
+  begin.full = kind != CycleKind::Incremental;
+  for (const auto& d : vm.disks) begin.disk_sizes.push_back(d.size_bytes);
+  begin.block_size = bs;
+  begin.compression = compress;
+  begin.zstd_level = opts_.zstd_level;
+  VMREPL_RETURN_IF_ERROR(ch.send(begin));
+
+  uint64_t to_send = 0;
+  for (const auto& c : candidates) to_send += c.size() * bs;
+  uint64_t sent_blocks = 0, sent_data = 0, done_bytes = 0;
+  std::vector<uint64_t> sent_list;
+  std::vector<uint8_t> buf;
+  for (size_t d = 0; d < nd; ++d) {
+    UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return Status::Failed("cannot open " + vm.disks[d].path + ": " + std::strerror(errno));
+    const proto::BatchGeometry geo{vm.disks[d].size_bytes, bs};
+    const auto& cand = candidates[d];
+    for (size_t i = 0; i < cand.size(); i += kBlocksPerBatch) {
+      if (t.cancelled()) return Status::Failed("cycle cancelled");
+      proto::BlockBatch batch;
+      batch.seq = ++seq;
+      batch.vm_id = vm.id;
+      batch.cycle_id = cycle_id;
+      batch.disk = static_cast<uint32_t>(d);
+      buf.clear();
+      for (size_t k = i; k < std::min(cand.size(), i + kBlocksPerBatch); ++k) {
+        uint64_t b = cand[k];
+        uint32_t len = now[d].block_length(b);
+        size_t at = buf.size();
+        buf.resize(at + len);
+        std::span<std::byte> bytes(reinterpret_cast<std::byte*>(buf.data() + at), len);
+        Status rd = pread_full(fd.get(), bytes, now[d].block_offset(b));
+        if (!rd.ok()) return rd.Annotate("reading block " + std::to_string(b) + " of disk " + std::to_string(d));
+        // The hash of what is sent is what the replica will compute: the roots agree even if
+        // the disk changed since the scan.
+        now[d].set_from_bytes(b, bytes);
+        if (now[d].entry(b) == base[d].entry(b)) {
+          buf.resize(at);
+          continue;
+        }
+        if (now[d].entry(b).is_zero()) {
+          buf.resize(at);
+          batch.zero_blocks.push_back(b);
+        } else {
+          batch.data_blocks.push_back(b);
+        }
+        sent_list.push_back(b);
+      }
+      done_bytes += std::min<uint64_t>(kBlocksPerBatch, cand.size() - i) * bs;
+      if (batch.zero_blocks.empty() && batch.data_blocks.empty()) continue;
+      sent_blocks += batch.zero_blocks.size() + batch.data_blocks.size();
+      sent_data += buf.size();
+      auto built = proto::build_batch(std::move(batch), std::move(buf), geo, {compress, opts_.zstd_level});
+      buf = {};
+      if (!built) return built.status();
+      VMREPL_RETURN_IF_ERROR(ch.send(*built));
+      t.progress(total_bytes / 4 + (to_send ? done_bytes * 3 / 4 * (total_bytes / std::max<uint64_t>(to_send, 1)) : 0),
+                 total_bytes);
+    }
+  }
+  proto::CycleEnd end;
+  end.seq = ++seq;
+  end.vm_id = vm.id;
+  end.cycle_id = cycle_id;
+  for (size_t d = 0; d < nd; ++d) end.disk_roots.push_back(MerkleTree::from_index(now[d]).root());
+  end.blocks_sent = sent_blocks;
+  end.bytes_sent = ch.bytes_sent();
+  VMREPL_RETURN_IF_ERROR(ch.send(end));
+  t.phase("waiting for the replica to apply");
+  auto ack = ch.expect<proto::Ack>(opts_.io_timeout * 10);
+  if (!ack) {
+    rel.stats.failure_count++;
+    rel.health = ReplicationHealth::Warning;
+    rel.health_text = ack.status().message();
+    put_relationship(vmref, rel);
+    return ack.status();
+  }
+  if (ack->code != 0) return Status(static_cast<Code>(ack->code), ack->text);
+
+  // The replica committed: this is now the acknowledged point.
+  t.phase("recording the acknowledged point");
+  for (size_t d = 0; d < nd; ++d)
+    VMREPL_RETURN_IF_ERROR(now[d].save(acked_index_path(vm, static_cast<uint32_t>(d))));
+  const uint64_t wire = ch.bytes_sent() + ch.bytes_received();
+  const int64_t finished = now_us();
+  rel.last_cycle = cycle_id;
+  rel.state = ReplicationState::Replicating;
+  rel.health = ReplicationHealth::Ok;
+  rel.health_text.clear();
+  rel.last_replication_us = finished;
+  rel.last_replication_type = rtype;
+  if (!rel.stats.start_us) rel.stats.start_us = started;
+  rel.stats.success_count++;
+  rel.stats.replication_size += ch.bytes_sent();
+  rel.stats.max_replication_size = std::max<uint64_t>(rel.stats.max_replication_size, ch.bytes_sent());
+  uint32_t latency = static_cast<uint32_t>((finished - started) / 1000000);
+  rel.stats.latency_s += latency;
+  rel.stats.max_latency_s = std::max(rel.stats.max_latency_s, latency);
+  rel.stats.pending_size = 0;
+  VMREPL_RETURN_IF_ERROR(put_relationship(vmref, rel));
+  t.result(Property{"CycleId", CimType::UInt64, false, std::vector<Scalar>{cycle_id}});
+  t.result(Property{"BlocksSent", CimType::UInt64, false, std::vector<Scalar>{sent_blocks}});
+  t.result(Property{"DataBytesSent", CimType::UInt64, false, std::vector<Scalar>{sent_data}});
+  t.result(Property{"WireBytesSent", CimType::UInt64, false, std::vector<Scalar>{ch.bytes_sent()}});
+  t.result(Property{"WireBytes", CimType::UInt64, false, std::vector<Scalar>{wire}});
+  std::vector<Scalar> roots;
+  for (const auto& r : end.disk_roots) roots.emplace_back(r.to_hex(opts_.hash));
+  t.result(Property{"DiskMerkleRoots", CimType::String, true, std::move(roots)});
+  ch.close(Status::OK());
+  return Status::OK();
+}
+
+// ---- methods of the model -------------------------------------------------------------------
+
+namespace {
+
+Status wrong_state(const VmRecord& vm, const Relationship& r, std::string_view want) {
+  return Status::InvalidState("VM " + vm.name + " is in ReplicationState " + state_text(r.state) + " (mode " +
+                              mode_text(r.mode) + "); " + std::string(want));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Job>> Replicator::create_relationship(const VmRef& vm, const ReplicationSettingData& in) {
+  auto existing = relationship(vm);
+  if (!existing) return existing.status();
+  if (*existing && (*existing)->mode != ReplicationMode::None)
+    return wrong_state(vm.vm, **existing, "CreateReplicationRelationship needs a VM without replication (mode 0)");
+  VMREPL_RETURN_IF_ERROR(in.validate());
+  if (!in.RecoveryConnectionPoint || in.RecoveryConnectionPoint->empty())
+    return Status::InvalidParameter("RecoveryConnectionPoint: the recovery server must be named");
+  if (!in.AuthenticationType) return Status::InvalidParameter("AuthenticationType: must be 1 or 2");
+  ReplicationSettingData rsd = in;
+  rsd.InstanceID = "Microsoft:" + vm.vm.id.to_string() + "\\HVR\\0";
+  rsd.VirtualSystemIdentifier = vm.vm.id.to_string();
+  rsd.ElementName = vm.vm.name;
+  rsd.PrimaryConnectionPoint = opts_.host_name;
+  rsd.PrimaryHostSystem = opts_.host_name;
+  rsd.RecoveryHostSystem = rsd.RecoveryConnectionPoint;
+  VmRef ref = vm;
+  return spawn_job(JobType::CreateReplicationRelationship, "Create replication relationship " + vm.vm.name, false,
+                   [this, ref, rsd](ThreadCtx& t) -> Status {
+                     Relationship rel;
+                     rel.vm_id = ref.vm.id;
+                     rel.settings = rsd;
+                     rel.peer_host = *rsd.RecoveryConnectionPoint;
+                     rel.peer_port = rsd.RecoveryServerPortNumber;
+                     t.phase("contacting the recovery server");
+                     auto ch = connect_peer(rel);
+                     if (!ch) return ch.status();
+                     proto::RelationshipCreate m;
+                     m.seq = 1;
+                     m.vm_id = ref.vm.id;
+                     m.vm_name = ref.vm.name;
+                     for (const auto& d : ref.vm.disks) m.disk_sizes.push_back(d.size_bytes);
+                     m.block_size = opts_.block_size;
+                     m.hash_algorithm = opts_.hash;
+                     m.settings_json = encode_json(rsd.to_instance());
+                     VMREPL_RETURN_IF_ERROR((*ch)->send(m));
+                     auto ack = (*ch)->expect<proto::Ack>(opts_.io_timeout * 4);
+                     if (!ack) return ack.status();
+                     if (ack->code != 0) return Status(static_cast<Code>(ack->code), ack->text);
+                     rel.mode = ReplicationMode::Primary;
+                     rel.state = ReplicationState::ReadyForReplication;
+                     rel.health = ReplicationHealth::Ok;
+                     return put_relationship(ref, rel);
+                   });
+}
+
+Result<std::shared_ptr<Job>> Replicator::start_replication(const VmRef& vm, uint16_t type) {
+  if (type == to_number(InitialReplicationType::Export))
+    return Status::NotSupported("InitialReplicationType 2 (export to a folder) is not offered; use 1 (network) or 3 (seeded)");
+  if (type != to_number(InitialReplicationType::Network) && type != to_number(InitialReplicationType::Seeded))
+    return Status::InvalidParameter("InitialReplicationType must be 1 (network) or 3 (seeded), got " + std::to_string(type));
+  auto r = relationship(vm);
+  if (!r) return r.status();
+  if (!*r || (*r)->mode != ReplicationMode::Primary)
+    return Status::InvalidState("VM " + vm.vm.name + " is not a primary (ReplicationMode " +
+                                mode_text(*r ? (*r)->mode : ReplicationMode::None) + "); StartReplication needs mode 1");
+  if ((*r)->state != ReplicationState::ReadyForReplication)
+    return wrong_state(vm.vm, **r, "StartReplication needs state 1 (Ready for replication)");
+  Relationship rel = **r;
+  rel.state = ReplicationState::WaitingToCompleteInitialReplication;
+  VMREPL_RETURN_IF_ERROR(put_relationship(vm, rel));
+  VmRef ref = vm;
+  CycleKind kind = type == 3 ? CycleKind::Seeded : CycleKind::Initial;
+  return spawn_job(JobType::StartInbandInitialReplication, "Initial replication " + vm.vm.name, true,
+                   [this, ref, kind](ThreadCtx& t) -> Status {
+                     Status st = run_cycle(t, ref, kind, ReplicationType::Regular);
+                     if (!st.ok()) {
+                       // Back to "ready" so StartReplication can be called again.
+                       auto cur = relationship(ref);
+                       if (cur && *cur && (*cur)->state == ReplicationState::WaitingToCompleteInitialReplication) {
+                         Relationship back = **cur;
+                         back.state = ReplicationState::ReadyForReplication;
+                         put_relationship(ref, back);
+                       }
+                       return st;
+                     }
+                     auto cur = relationship(ref);
+                     if (cur && *cur) arm_timer(ref.vm.id, (*cur)->settings.ReplicationInterval);
+                     return Status::OK();
+                   });
+}
+
+Result<std::shared_ptr<Job>> Replicator::replicate_now(const VmRef& vm) {
+  auto r = relationship(vm);
+  if (!r) return r.status();
+  if (!*r || (*r)->mode != ReplicationMode::Primary)
+    return Status::InvalidState("VM " + vm.vm.name + " is not a primary; replicate_now needs mode 1 and state 3");
+  if ((*r)->state != ReplicationState::Replicating)
+    return wrong_state(vm.vm, **r, "a cycle needs state 3 (Replicating)");
+  VmRef ref = vm;
+  return spawn_job(JobType::ReplicationSendingDelta, "Replication cycle " + vm.vm.name, true,
+                   [this, ref](ThreadCtx& t) { return run_cycle(t, ref, CycleKind::Incremental, ReplicationType::Regular); });
+}
+
+Result<std::shared_ptr<Job>> Replicator::resynchronize(const VmRef& vm) {
+  auto r = relationship(vm);
+  if (!r) return r.status();
+  if (!*r || (*r)->mode != ReplicationMode::Primary)
+    return Status::InvalidState("VM " + vm.vm.name + " is not a primary; Resynchronize runs on the primary (mode 1)");
+  auto s = (*r)->state;
+  if (s != ReplicationState::WaitingToStartResynchronization && s != ReplicationState::Suspended &&
+      s != ReplicationState::ResynchronizationSuspended && s != ReplicationState::Replicating)
+    return wrong_state(vm.vm, **r, "Resynchronize needs state 9 (resynchronization required), 3, 7 or 11");
+  Relationship rel = **r;
+  rel.state = ReplicationState::Resynchronizing;
+  VMREPL_RETURN_IF_ERROR(put_relationship(vm, rel));
+  VmRef ref = vm;
+  auto prior = s;
+  return spawn_job(JobType::Resynchronizing, "Resynchronize " + vm.vm.name, true,
+                   [this, ref, prior](ThreadCtx& t) -> Status {
+                     Status st = run_cycle(t, ref, CycleKind::Resync, ReplicationType::Regular);
+                     auto cur = relationship(ref);
+                     if (!st.ok()) {
+                       if (cur && *cur) {
+                         Relationship back = **cur;
+                         back.state = prior == ReplicationState::Replicating ? ReplicationState::WaitingToStartResynchronization
+                                                                              : prior;
+                         put_relationship(ref, back);
+                       }
+                       return st;
+                     }
+                     if (cur && *cur) arm_timer(ref.vm.id, (*cur)->settings.ReplicationInterval);
+                     return Status::OK();
+                   });
+}
+
+Result<std::shared_ptr<Job>> Replicator::request_replication_state_change(const VmRef& vm, uint16_t requested) {
+  auto r = relationship(vm);
+  if (!r) return r.status();
+  if (!*r || (*r)->mode == ReplicationMode::None)
+    return Status::InvalidState("VM " + vm.vm.name + " has no replication relationship (mode 0)");
+  Relationship rel = **r;
+  using RS = ReplicationState;
+  if (requested == to_number(RequestedReplicationState::Suspend)) {
+    if (rel.state != RS::Replicating && rel.state != RS::WaitingToCompleteInitialReplication && rel.state != RS::Resynchronizing)
+      return wrong_state(vm.vm, rel, "suspend (7) needs state 2, 3 or 10");
+    rel.state = rel.state == RS::Resynchronizing ? RS::ResynchronizationSuspended : RS::Suspended;
+  } else if (requested == to_number(RequestedReplicationState::Replicating)) {
+    if (rel.state != RS::Suspended && rel.state != RS::Critical && rel.state != RS::WaitingToStartResynchronization &&
+        rel.state != RS::ResynchronizationSuspended && rel.state != RS::DiskUpdateCritical)
+      return wrong_state(vm.vm, rel, "resume (3) needs state 7, 8, 9, 11 or 16");
+    if (rel.state == RS::WaitingToStartResynchronization || rel.state == RS::ResynchronizationSuspended)
+      return resynchronize(vm);
+    rel.state = rel.last_cycle ? RS::Replicating : RS::ReadyForReplication;
+  } else if (requested == to_number(RequestedReplicationState::Ready) ||
+             requested == to_number(RequestedReplicationState::WaitingToCompleteInitialReplication) ||
+             requested == to_number(RequestedReplicationState::SyncedReplicationComplete) ||
+             requested == to_number(RequestedReplicationState::CancelResynchronize)) {
+    return Status::InvalidState("RequestedState " + std::to_string(requested) + " is not allowed for VM " + vm.vm.name +
+                                " in ReplicationState " + state_text(rel.state) + " (mode " + mode_text(rel.mode) + ")");
+  } else {
+    return Status::InvalidParameter("RequestedState " + std::to_string(requested) +
+                                    " is not a replication state (1, 2, 3, 4, 7 or 9)");
+  }
+  VmRef ref = vm;
+  return spawn_job(JobType::ReplicateStateChange, "Replication state change " + vm.vm.name, false,
+                   [this, ref, rel](ThreadCtx&) -> Status {
+                     auto lock = vm_lock(ref.vm.id);
+                     std::lock_guard<std::mutex> g(*lock);
+                     VMREPL_RETURN_IF_ERROR(put_relationship(ref, rel));
+                     if (rel.mode == ReplicationMode::Primary) {
+                       if (rel.state == ReplicationState::Replicating)
+                         arm_timer(ref.vm.id, rel.settings.ReplicationInterval);
+                       else
+                         disarm_timer(ref.vm.id);
+                     }
+                     return Status::OK();
+                   });
+}
+
+Result<std::shared_ptr<Job>> Replicator::modify_settings(const VmRef& vm, const ReplicationSettingData& in) {
+  auto r = relationship(vm);
+  if (!r) return r.status();
+  if (!*r || (*r)->mode == ReplicationMode::None)
+    return Status::InvalidState("VM " + vm.vm.name + " has no replication relationship (mode 0)");
+  VMREPL_RETURN_IF_ERROR(in.validate());
+  const Relationship& old = **r;
+  if (in.IncludedDisks && old.settings.IncludedDisks && *in.IncludedDisks != *old.settings.IncludedDisks)
+    return Status::InvalidParameter("IncludedDisks: the replicated disks cannot change on an existing relationship");
+  ReplicationSettingData rsd = in;
+  // Identity and the read-only fields stay the server's.
+  rsd.InstanceID = old.settings.InstanceID;
+  rsd.VirtualSystemIdentifier = old.settings.VirtualSystemIdentifier;
+  rsd.ElementName = old.settings.ElementName;
+  rsd.PrimaryConnectionPoint = old.settings.PrimaryConnectionPoint;
+  rsd.PrimaryHostSystem = old.settings.PrimaryHostSystem;
+  rsd.RecoveryHostSystem = old.settings.RecoveryHostSystem;
+  VmRef ref = vm;
+  return spawn_job(JobType::ModifyReplicationRelationshipSettings, "Modify replication settings " + vm.vm.name, false,
+                   [this, ref, rsd](ThreadCtx&) -> Status {
+                     auto lock = vm_lock(ref.vm.id);
+                     std::lock_guard<std::mutex> g(*lock);
+                     auto cur = relationship(ref);
+                     if (!cur) return cur.status();
+                     if (!*cur) return Status::InvalidState("the relationship was removed meanwhile");
+                     Relationship rel = **cur;
+                     if (rel.mode == ReplicationMode::Primary) {
+                       auto ch = connect_peer(rel);
+                       if (!ch) return ch.status();
+                       VMREPL_RETURN_IF_ERROR((*ch)->send(proto::RelationshipModify{1, ref.vm.id, encode_json(rsd.to_instance())}));
+                       auto ack = (*ch)->expect<proto::Ack>(opts_.io_timeout);
+                       if (!ack) return ack.status();
+                       if (ack->code != 0) return Status(static_cast<Code>(ack->code), ack->text);
+                     }
+                     rel.settings = rsd;
+                     VMREPL_RETURN_IF_ERROR(put_relationship(ref, rel));
+                     if (rel.mode == ReplicationMode::Primary && rel.state == ReplicationState::Replicating)
+                       arm_timer(ref.vm.id, rsd.ReplicationInterval);
+                     return Status::OK();
+                   });
+}
+
+Result<std::shared_ptr<Job>> Replicator::remove_relationship(const VmRef& vm) {
+  auto r = relationship(vm);
+  if (!r) return r.status();
+  if (!*r || (*r)->mode == ReplicationMode::None)
+    return Status::InvalidState("VM " + vm.vm.name + " has no replication relationship (mode 0)");
+  VmRef ref = vm;
+  return spawn_job(JobType::RemoveReplicationRelationship, "Remove replication " + vm.vm.name, false,
+                   [this, ref](ThreadCtx&) -> Status {
+                     auto lock = vm_lock(ref.vm.id);
+                     std::lock_guard<std::mutex> g(*lock);
+                     auto cur = relationship(ref);
+                     if (!cur) return cur.status();
+                     if (!*cur) return Status::OK();
+                     disarm_timer(ref.vm.id);
+                     if ((*cur)->mode == ReplicationMode::Primary) {
+                       // The replica keeps its VM; tell it the relationship is gone when it is reachable.
+                       if (auto ch = connect_peer(**cur)) {
+                         if ((*ch)->send(proto::RelationshipRemove{1, ref.vm.id}).ok()) (*ch)->expect<proto::Ack>(opts_.io_timeout);
+                       }
+                     }
+                     {
+                       std::lock_guard<std::mutex> lk(mu_);
+                       replica_stores_.erase(ref.vm.id);
+                     }
+                     return RelationshipTable(ref.store->catalog()).remove(ref.vm.id);
+                   });
+}
+
+Result<std::shared_ptr<Job>> Replicator::test_connection(const std::string& point, uint16_t port, uint16_t auth_type) {
+  if (point.empty()) return Status::InvalidParameter("RecoveryConnectionPoint is empty");
+  if (port == 0) return Status::InvalidParameter("RecoveryServerPortNumber must not be 0");
+  if (auth_type != 1 && auth_type != 2) return Status::InvalidParameter("AuthenticationType must be 1 or 2");
+  return spawn_job(JobType::TestReplicationConnection, "Test replication connection " + point, false,
+                   [this, point, port](ThreadCtx&) -> Status {
+                     Relationship probe;
+                     probe.peer_host = point;
+                     probe.peer_port = port;
+                     auto ch = connect_peer(probe);
+                     if (!ch) return ch.status();
+                     (*ch)->close(Status::OK());
+                     return Status::OK();
+                   });
+}
+
+Result<Instance> Replicator::statistics(const VmRef& vm) {
+  auto r = relationship(vm);
+  if (!r) return r.status();
+  if (!*r || (*r)->mode == ReplicationMode::None)
+    return Status::InvalidState("VM " + vm.vm.name + " has no replication relationship (mode 0)");
+  Instance i = (*r)->stats.to_instance((*r)->health);
+  i.set_string("VirtualSystemIdentifier", vm.vm.id.to_string());
+  return i;
+}
+
+Result<ReplicaStore*> Replicator::replica_store(const VmRef& vm) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = replica_stores_.find(vm.vm.id);
+    if (it != replica_stores_.end()) return it->second.get();
+  }
+  std::vector<uint64_t> sizes;
+  for (const auto& d : vm.vm.disks) sizes.push_back(d.size_bytes);
+  const std::string folder = replica_folder(vm.vm);
+  VMREPL_RETURN_IF_ERROR(mkdirs(folder));
+  auto rs = ReplicaStore::open(vm.store->catalog(), vm.vm.id, folder, sizes, opts_.block_size);
+  if (!rs) return rs.status();
+  std::lock_guard<std::mutex> lk(mu_);
+  auto& slot = replica_stores_[vm.vm.id];
+  if (!slot) slot = std::move(rs).value();
+  return slot.get();
+}
+
+Result<std::vector<Instance>> Replicator::recovery_points(const VmRef& vm) {
+  auto r = relationship(vm);
+  if (!r) return r.status();
+  if (!*r || (*r)->mode != ReplicationMode::Replica)
+    return Status::InvalidState("VM " + vm.vm.name + " is not a replica (mode 2): recovery points live on the replica");
+  auto rs = replica_store(vm);
+  if (!rs) return rs.status();
+  auto pts = (*rs)->points();
+  if (!pts) return pts.status();
+  std::vector<Instance> out;
+  for (const auto& p : *pts) {
+    Instance i("Msvm_VirtualSystemSettingData");
+    i.set_string("InstanceID", "Microsoft:" + vm.vm.id.to_string() + "\\RP\\" + std::to_string(p.seq));
+    i.set_string("VirtualSystemIdentifier", vm.vm.id.to_string());
+    i.set_string("VirtualSystemType", std::string(p.virtual_system_type()));
+    i.set_string("ElementName", vm.vm.name + " - " + CimDateTime::from_unix_us(p.created_us).format());
+    i.set_datetime("CreationTime", CimDateTime::from_unix_us(p.created_us).format());
+    i.set_u64("RecoveryPointSequence", p.seq);
+    i.set_u16("ReplicationType", to_number(p.replication_type));
+    i.set_bool("IsLatest", &p == &pts->back());
+    std::vector<std::string> roots;
+    for (const auto& h : p.roots) roots.push_back(h.to_hex(p.hash_algorithm));
+    i.set_string_array("DiskMerkleRoots", std::move(roots));
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+Result<std::vector<BlockHash>> Replicator::acked_roots(const VmRef& vm) {
+  std::vector<BlockHash> out;
+  for (uint32_t d = 0; d < vm.vm.disks.size(); ++d) {
+    auto idx = BlockIndex::load(acked_index_path(vm.vm, d));
+    if (!idx) return idx.status();
+    out.push_back(MerkleTree::from_index(*idx).root());
+  }
+  return out;
+}
+
+// ---- interval cycles ----------------------------------------------------------------------
+
+void Replicator::arm_timer(const Guid& vm_id, int64_t interval_s) {
+  if (stopping_) return;
+  int64_t s = opts_.cycle_interval_override_s > 0 ? opts_.cycle_interval_override_s : interval_s;
+  uint64_t ms = static_cast<uint64_t>(std::max<int64_t>(s, 1)) * 1000;
+  loop_.post([this, vm_id, ms] {
+    if (stopping_) return;
+    uv_timer_t*& t = timers_[vm_id];
+    if (!t) {
+      t = new uv_timer_t;
+      uv_timer_init(loop_.uv(), t);
+      t->data = new TimerTag{this, vm_id};
+    }
+    uv_timer_start(
+        t,
+        [](uv_timer_t* h) {
+          auto* tag = static_cast<TimerTag*>(h->data);
+          tag->r->on_timer(tag->id);
+        },
+        ms, ms);
+  });
+}
+
+void Replicator::disarm_timer(const Guid& vm_id) {
+  loop_.post([this, vm_id] {
+    auto it = timers_.find(vm_id);
+    if (it == timers_.end()) return;
+    uv_timer_t* t = it->second;
+    timers_.erase(it);
+    uv_timer_stop(t);
+    uv_close(reinterpret_cast<uv_handle_t*>(t), close_timer);
+  });
+}
+
+void Replicator::on_timer(const Guid& vm_id) {
+  // Loop thread. One cycle at a time per VM; a cycle still running means this one is missed.
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = cycle_jobs_.find(vm_id);
+    if (it != cycle_jobs_.end() && !job_state_is_final(it->second->state())) return;
+  }
+  spawn_thread([this, vm_id] {
+    auto vm = find_vm(vm_id.to_string());
+    if (!vm) return;
+    auto job = replicate_now(*vm);
+    if (!job) return;
+    std::lock_guard<std::mutex> lk(mu_);
+    cycle_jobs_[vm_id] = *job;
+  });
+}
+
+// ---- replica side -------------------------------------------------------------------------
+
+void Replicator::accept(std::unique_ptr<Connection> conn) {
+  // Loop thread.
+  if (stopping_) return;
+  auto ch = Channel::adopt(loop_, std::move(conn));
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    sessions_.erase(std::remove_if(sessions_.begin(), sessions_.end(), [](const auto& w) { return w.expired(); }),
+                    sessions_.end());
+    sessions_.push_back(ch);
+  }
+  spawn_thread([this, ch] { ReplicaSession(*this, ch).run(); });
+}
+
+}  // namespace vmrepl

@@ -1,0 +1,145 @@
+// Replicator: the replication engine of one host — both sides of every relationship.
+//
+// Primary side: CreateReplicationRelationship, StartReplication (network or seeded), interval
+// and on-demand cycles, Resynchronize, suspend/resume, modify, remove. Replica side: a TCP
+// listener whose sessions admit primaries through the authorization entries, create replica
+// VMs under the entry's storage location, and apply cycles through the ReplicaStore (undo
+// log, fsync, in-place write, commit) after checking that the primary's Merkle roots equal
+// their own.
+//
+// Each job and each session runs as sequential code on a thread of its own; every byte moves
+// through the service's libuv loop (Channel), and file work happens on those threads, never on
+// the loop. A relationship is worked on by one thread at a time (a per-VM lock).
+//
+// Thread-safety: public methods may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/blocks/hash.h"
+#include "core/engine/channel.h"
+#include "core/engine/relationship.h"
+#include "core/engine/server_config.h"
+#include "core/jobs/job_manager.h"
+#include "core/net/tcp.h"
+#include "core/store/replica_store.h"
+#include "core/store/vm_store.h"
+
+namespace vmrepl {
+
+struct ReplicatorOptions {
+  std::string host_name;
+  std::string listen;                        // "host:port"; empty = no replication listener
+  std::map<std::string, std::string> hosts;  // connection point -> address (like /etc/hosts)
+  int64_t cycle_interval_override_s = 0;     // tests: replaces ReplicationInterval
+  uint32_t block_size = 64 * 1024;
+  HashAlgorithm hash = HashAlgorithm::Xxh3_128;
+  int zstd_level = 1;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds io_timeout{30000};
+};
+
+// A VM and the store (catalog) that holds it.
+struct VmRef {
+  VmStore* store = nullptr;
+  VmRecord vm;
+};
+
+class Replicator {
+ public:
+  Replicator(EventLoop& loop, JobManager& jobs, VmStore& main_store, ReplicatorOptions opts);
+  ~Replicator();  // REQUIRES: shutdown() ran
+  // Opens the replica locations recorded in the catalog, starts the listener and the
+  // interval timers of replicating relationships.
+  Status start();
+  // Stops the listener and timers, closes sessions, joins every thread.
+  void shutdown();
+
+  uint16_t listen_port() const;
+  const ReplicatorOptions& options() const { return opts_; }
+  ServerConfig& server() { return *server_; }
+
+  // Every store (the host root's, then each replica location's).
+  std::vector<VmStore*> stores();
+  // Looks a VM up in every store by GUID or name.
+  Result<VmRef> find_vm(std::string_view name_or_guid);
+  Result<std::optional<Relationship>> relationship(const VmRef& vm);
+  Status put_relationship(const VmRef& vm, const Relationship& r);
+
+  // ---- methods of the model (validation now; work in the returned job) ----
+  Result<std::shared_ptr<Job>> create_relationship(const VmRef& vm, const ReplicationSettingData& rsd);
+  Result<std::shared_ptr<Job>> start_replication(const VmRef& vm, uint16_t type);
+  Result<std::shared_ptr<Job>> replicate_now(const VmRef& vm);
+  Result<std::shared_ptr<Job>> resynchronize(const VmRef& vm);
+  Result<std::shared_ptr<Job>> request_replication_state_change(const VmRef& vm, uint16_t requested);
+  Result<std::shared_ptr<Job>> modify_settings(const VmRef& vm, const ReplicationSettingData& rsd);
+  Result<std::shared_ptr<Job>> remove_relationship(const VmRef& vm);
+  Result<std::shared_ptr<Job>> test_connection(const std::string& point, uint16_t port, uint16_t auth_type);
+  Result<Instance> statistics(const VmRef& vm);
+  Result<std::vector<Instance>> recovery_points(const VmRef& vm);
+
+  // Replica side: the store of a replica VM (opened and recovered on first use).
+  Result<ReplicaStore*> replica_store(const VmRef& vm);
+  // Primary side: the Merkle roots, per disk, of the last acknowledged point.
+  Result<std::vector<BlockHash>> acked_roots(const VmRef& vm);
+
+  // Where the replica engine keeps a VM's files: <vm folder>/replica (replica side),
+  // <vm folder>/repl (primary side).
+  static std::string replica_folder(const VmRecord& vm) { return vm.folder + "/replica"; }
+  static std::string primary_folder(const VmRecord& vm) { return vm.folder + "/repl"; }
+
+ private:
+  friend class ReplicaSession;
+  struct ThreadCtx;
+  using Work = std::function<Status(ThreadCtx&)>;
+
+  std::shared_ptr<Job> spawn_job(JobType type, std::string name, bool cancellable, Work work);
+  void spawn_thread(std::function<void()> fn);
+  std::shared_ptr<std::mutex> vm_lock(const Guid& id);
+
+  // Primary side.
+  Result<std::shared_ptr<Channel>> connect_peer(const Relationship& r);
+  Status hello(Channel& ch);
+  enum class CycleKind { Initial, Seeded, Incremental, Resync };
+  Status run_cycle(ThreadCtx& t, VmRef vm, CycleKind kind, ReplicationType rtype);
+  void arm_timer(const Guid& vm_id, int64_t interval_s);
+  void disarm_timer(const Guid& vm_id);
+  void on_timer(const Guid& vm_id);
+
+  // Replica side.
+  void accept(std::unique_ptr<Connection> conn);
+  Result<VmStore*> location_store(const std::string& location);
+
+  EventLoop& loop_;
+  JobManager& jobs_;
+  VmStore& main_;
+  ReplicatorOptions opts_;
+  Guid service_id_;
+  std::unique_ptr<ServerConfig> server_;
+  std::unique_ptr<TcpListener> listener_;  // loop thread
+
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<VmStore>> locations_;
+  std::map<Guid, std::shared_ptr<std::mutex>> vm_locks_;
+  std::map<Guid, std::unique_ptr<ReplicaStore>> replica_stores_;
+  std::map<Guid, uv_timer_t*> timers_;  // loop thread
+  std::map<Guid, std::shared_ptr<Job>> cycle_jobs_;  // the running cycle job per VM
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::list<Worker> threads_;
+  std::vector<std::weak_ptr<Channel>> sessions_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace vmrepl

@@ -1,0 +1,297 @@
+// ReplicaStore: a replica VM's disks on the recovery server, kept at the LATEST recovery point,
+// plus one undo log per recovery point holding what that point's cycle overwrote (spec §6
+// recovery points, §10 "Storage"; DESIGN.md cycle step 4 and Failover).
+//
+//   <folder>/disk<N>.img        disk N at the latest committed point (sparse; zero = hole)
+//   <folder>/undo/<seq>.undo    point seq's undo log: the pre-images that take the image from
+//                               point seq back to the point before it (undo_log.h)
+//
+// The catalog is the truth: table recovery_points (one row per committed point) and
+// replica_images.image_seq, the seq of the newest apply that is wholly in the image. A log
+// whose seq is above image_seq belongs to an apply (or a rollback step) that did not finish;
+// a log at or below it that no point row claims is left over from a merge or a drop.
+//
+// Applying a cycle (Apply):  create undo/<seq>.undo (header; temp + rename + fsync dir)
+//   per batch: read the pre-images of blocks not yet logged in this apply, append them with a
+//              checksummed commit record, fdatasync the log, THEN write the blocks in place
+//              (zero blocks punched as holes)
+//   commit:    seal the log, fdatasync it, fsync the images, then one catalog transaction
+//              inserts the point row and sets image_seq. Only then is the point committed.
+// So the log always holds the pre-image of every block the image may have lost, and a crash
+// at any moment leaves either the committed point (row present) or an undo log above
+// image_seq, which open() plays back: the image is always exactly some committed point.
+//
+// Every other change is ordered the same way (catalog first, then files):
+//   prune:     rows of the merged points deleted (and has_undo cleared on the new oldest, whose
+//              log nothing needs any more) in one transaction, then their logs deleted.
+//   rollback_to(j), per later point k, newest first: one transaction deletes k's row and sets
+//              image_seq to the point below; then k's log is played back, the images fsynced,
+//              and the log deleted. A crash between leaves a log above image_seq: open()
+//              finishes that step. Every log is verified before the first step.
+//   drop_points_except / reset: rows first, then logs.
+// open() (recovery): deletes *.undo.tmp, plays back every log above image_seq (newest first;
+// an unsealed log's torn tail is skipped, see undo_log.h), deletes logs no point needs, and
+// reports in recovered() what it did.
+//
+// Point types and their Msvm_VirtualSystemSettingData.VirtualSystemType (spec §6):
+//   1 Standard "Microsoft:Hyper-V:Snapshot:Replica:Standard", 2 ApplicationConsistent
+//   "...:Replica:ApplicationConsistent", 3 PlannedFailover "...:Replica:PlannedFailover".
+//
+// What the engine calls, in order:
+//   open (after VmStore has the replica VM and its sparse disks) — recovery runs here
+//   per cycle: begin_apply(seq > image_seq(), type); apply_batch(...) per received batch;
+//              commit({created_us, replication type, roots}); ack to the primary; then
+//              prune(RecoveryHistory). On any error: abort() (or drop the Apply), nack.
+//   InitiateFailover / TestReplicaSystem: materialize(point, the new VM's disk paths).
+//   CommitFailover: rollback_to(point) if it is not the latest, then drop_points_except(point).
+//   after a resync (the spec deletes the points): reset(); the resync's blocks then go through
+//   an ordinary apply, whose undo log also makes the resync cancellable (abort()).
+//
+// Thread-safety: NOT synchronized. One user at a time: the engine calls a ReplicaStore and its
+// Apply from one thread at a time, a worker thread (every call may read, write and fsync
+// whole batches; none belongs on the event loop). While an Apply is open, only that Apply and
+// the const accessors may be used. Distinct ReplicaStores (distinct VMs) are independent. The
+// Catalog must outlive the store; Catalog itself is thread-safe. One ReplicaStore per VM per
+// host: open() takes an exclusive flock on <folder>/undo (SystemInUse when held).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "core/blocks/hash.h"
+#include "core/model/enums.h"
+#include "core/model/guid.h"
+#include "core/model/status.h"
+#include "core/store/catalog.h"
+#include "core/store/fs.h"
+#include "core/store/replica_copy.h"
+#include "core/store/undo_log.h"
+
+namespace vmrepl {
+
+// The kinds of recovery point (spec §6). The numbers are stored in the catalog: never renumber.
+enum class RecoveryPointType : uint16_t {
+  Standard = 1,
+  ApplicationConsistent = 2,
+  PlannedFailover = 3,
+};
+
+std::optional<RecoveryPointType> recovery_point_type_from_number(uint64_t n);
+// "Microsoft:Hyper-V:Snapshot:Replica:Standard" and so on.
+std::string_view virtual_system_type(RecoveryPointType t);
+std::optional<RecoveryPointType> recovery_point_type_from_virtual_system_type(std::string_view s);
+
+// A committed recovery point.
+struct RecoveryPoint {
+  uint64_t seq = 0;
+  RecoveryPointType type = RecoveryPointType::Standard;
+  int64_t created_us = 0;  // when the primary took it, Unix epoch microseconds
+  ReplicationType replication_type = ReplicationType::Regular;  // LastReplicationType
+  HashAlgorithm hash_algorithm = HashAlgorithm::Xxh3_128;
+  std::vector<BlockHash> roots;  // Merkle root of each disk at this point, by disk index
+  bool has_undo = false;         // its undo log (to the point before it) is kept
+
+  std::string_view virtual_system_type() const { return vmrepl::virtual_system_type(type); }
+};
+
+// What commit() records with the point.
+struct CommitInfo {
+  int64_t created_us = 0;
+  ReplicationType replication_type = ReplicationType::Regular;  // not None
+  HashAlgorithm hash_algorithm = HashAlgorithm::Xxh3_128;
+  std::vector<BlockHash> roots;  // exactly one per disk
+};
+
+// One block to write in place. Empty `data` means a zero block (punched as a hole); so does
+// data that is all zeros.
+struct BlockUpdate {
+  uint32_t disk = 0;
+  uint64_t block = 0;
+  std::span<const std::byte> data;
+};
+
+struct ApplyStats {
+  uint64_t batches = 0;         // undo batches appended (each one fdatasync)
+  uint64_t blocks_written = 0;  // data blocks written in place
+  uint64_t zero_blocks = 0;     // zero blocks punched
+  uint64_t blocks_skipped = 0;  // zero written over zero: nothing logged, nothing written
+  uint64_t preimages = 0;       // undo records (pre-images) logged
+  uint64_t log_bytes = 0;       // size of the undo log
+};
+
+struct MaterializeResult {
+  std::vector<CopyMethod> methods;  // how each disk was made
+  uint64_t bytes_copied = 0;        // data bytes the sparse copies moved
+  uint64_t undo_logs_applied = 0;
+  uint64_t blocks_restored = 0;
+  // Reflink when every disk was cloned, else SparseCopy.
+  CopyMethod method() const;
+};
+
+// What open() found and repaired.
+struct ReplicaRecovery {
+  std::vector<uint64_t> rolled_back;  // logs above image_seq played back, newest first
+  std::vector<std::string> removed;   // files deleted from undo/ (leftovers)
+  // Damage a crash of this code cannot cause, reported rather than hidden (a point's log is
+  // missing): Failed naming it, else OK. The image itself is at the latest point either way.
+  Status integrity;
+};
+
+class ReplicaStore {
+ public:
+  class Apply;
+
+  // Opens the replica of `vm_id` in `folder` (absolute) with disks of `disk_sizes` bytes and
+  // cycles of `block_size`-byte blocks (a power of two, 4 KiB..16 MiB), then recovers (see
+  // above). REQUIRES: the VM is defined in `catalog` (FileNotFound otherwise). Missing images
+  // are created sparse only while nothing was ever applied; an image of another size is
+  // InvalidParameter.
+  static Result<std::unique_ptr<ReplicaStore>> open(Catalog& catalog, const Guid& vm_id,
+                                                    std::string folder,
+                                                    std::vector<uint64_t> disk_sizes,
+                                                    uint32_t block_size);
+
+  ReplicaStore(const ReplicaStore&) = delete;
+  ReplicaStore& operator=(const ReplicaStore&) = delete;
+  ~ReplicaStore();
+
+  // Starts applying the cycle that becomes point `seq`. InvalidParameter unless
+  // image_seq() < seq <= INT64_MAX; InvalidState while another Apply is open.
+  Result<std::unique_ptr<Apply>> begin_apply(uint64_t seq, RecoveryPointType type);
+
+  // The committed points, oldest first; the latest (the image's content) last.
+  Result<std::vector<RecoveryPoint>> points() const;
+
+  // Keeps the latest point plus `keep_history` older ones (RecoveryHistory; 0 = the latest
+  // only) and merges the older ones away. Returns how many points were removed.
+  Result<uint32_t> prune(uint32_t keep_history);
+
+  // Writes point `seq` as new disks at `dest_paths` (one per disk; created, or truncated and
+  // replaced) and fsyncs them: a reflink clone of each image where the filesystem allows,
+  // else a sparse copy, then the undo logs of every later point applied newest first to the
+  // copies. The store is not changed. InvalidParameter for an unknown point, a wrong number
+  // of paths, or a path that is one of the store's files. On failure the destination files'
+  // contents are unspecified.
+  Result<MaterializeResult> materialize(uint64_t seq, const std::vector<std::string>& dest_paths);
+
+  // Destructive: makes point `seq` the image's content and drops every later point.
+  Status rollback_to(uint64_t seq);
+  // Keeps point `seq` as the only point (CommitFailover). InvalidState unless it is the latest.
+  Status drop_points_except(uint64_t seq);
+  // Drops every point and undo log; the image stays as it is (after a resync).
+  Status reset();
+
+  // The seq of the newest apply wholly in the image: the latest point's seq, or after reset()
+  // the seq the dropped points had reached. The next apply must be above it.
+  uint64_t image_seq() const { return image_seq_; }
+  const ReplicaRecovery& recovered() const { return recovered_; }
+  const Guid& vm_id() const { return vm_id_; }
+  const std::string& folder() const { return folder_; }
+  const std::vector<uint64_t>& disk_sizes() const { return disk_sizes_; }
+  uint32_t block_size() const { return block_size_; }
+  std::string image_path(uint32_t disk) const;
+  std::string undo_path(uint64_t seq) const;
+
+ private:
+  ReplicaStore(Catalog& catalog, const Guid& vm_id, std::string folder,
+               std::vector<uint64_t> disk_sizes, uint32_t block_size);
+
+  Status recover();
+  Status usable() const;  // OK unless an Apply is open or an earlier failure broke the store
+  // Plays log `seq` back into `fds` (the images or copies); counts restored blocks.
+  Status play_back(uint64_t seq, const std::vector<int>& fds, bool require_seal,
+                   uint64_t* restored) const;
+  // Verifies log `seq` completely without applying it.
+  Status verify_log(uint64_t seq) const;
+  Status fsync_images() const;
+  Status remove_logs(const std::vector<uint64_t>& seqs);
+  // Rolls the image back from an unfinished log (above image_seq) and deletes the log.
+  Status undo_unfinished(uint64_t seq, bool require_seal);
+  std::vector<int> image_fds() const;
+  void apply_closed() { apply_open_ = false; }
+
+  Catalog& catalog_;
+  const Guid vm_id_;
+  const std::string vm_text_;
+  const std::string folder_;
+  const std::vector<uint64_t> disk_sizes_;
+  const uint32_t block_size_;
+  fs::Fd folder_fd_;
+  fs::Fd undo_fd_;  // flock'ed for the store's lifetime
+  std::vector<fs::Fd> images_;
+  uint64_t image_seq_ = 0;
+  bool apply_open_ = false;
+  // Set when the image may be between points (a failed rollback); open() recovers.
+  Status broken_;
+  ReplicaRecovery recovered_;
+};
+
+// One cycle being applied. Made by ReplicaStore::begin_apply; destroying it without commit()
+// aborts (rolls back) the cycle. Must not outlive its store. Not movable (the store tracks it).
+class ReplicaStore::Apply {
+ public:
+  Apply(const Apply&) = delete;
+  Apply& operator=(const Apply&) = delete;
+  ~Apply();
+
+  uint64_t seq() const { return seq_; }
+  RecoveryPointType type() const { return type_; }
+  const ApplyStats& stats() const { return stats_; }
+
+  // Queue a block (copied); the queue is applied by apply_batch() or by itself when it holds
+  // max_batch_blocks(). `data` must be the block's exact length (block_size, or the shorter
+  // tail of the last block). InvalidParameter for a disk or block outside the replica.
+  Status write(uint32_t disk, uint64_t block, std::span<const std::byte> data);
+  Status write_zero(uint32_t disk, uint64_t block);
+  // Applies the queued blocks durably (see the header comment). After a failure the Apply
+  // accepts nothing but abort() (and destruction).
+  Status apply_batch();
+  // Applies `updates` after the queued blocks, in order (a later write of a block wins),
+  // without copying them. Large spans are split into batches of max_batch_blocks().
+  Status apply_batch(std::span<const BlockUpdate> updates);
+  // Commits the point (see the header comment). After it the Apply is spent.
+  Status commit(const CommitInfo& info);
+  // Rolls the image back to where it was before begin_apply and deletes the log.
+  Status abort();
+
+  // Blocks per undo batch: 32 MiB of pre-images at most.
+  uint32_t max_batch_blocks() const;
+
+ private:
+  friend class ReplicaStore;
+  Apply(ReplicaStore* store, uint64_t seq, RecoveryPointType type, UndoLogWriter log);
+
+  Status check_update(uint32_t disk, uint64_t block, size_t length) const;
+  Status apply_one_batch(std::span<const BlockUpdate> updates);
+  Status fail(Status st);
+
+  ReplicaStore* store_;
+  const uint64_t seq_;
+  const RecoveryPointType type_;
+  UndoLogWriter log_;
+  // A queued block: its bytes are queue_buf_[offset, offset + length); length 0 = zero block.
+  struct Queued {
+    uint32_t disk = 0;
+    uint64_t block = 0;
+    std::size_t offset = 0;
+    std::size_t length = 0;
+  };
+
+  std::vector<std::unordered_set<uint64_t>> logged_;  // per disk: blocks whose pre-image is logged
+  std::vector<Queued> queue_;
+  std::vector<std::byte> queue_buf_;
+  std::vector<std::byte> zeros_;  // one zero block, for punching
+  bool commit_attempted_ = false;
+  enum class State { Open, Committed, Aborted, Failed } state_ = State::Open;
+  Status failure_;
+  ApplyStats stats_;
+};
+
+}  // namespace vmrepl
