@@ -680,6 +680,16 @@ VMR_EXTERN vmr_status vmr_remove_authorization_entry(vmr_service* svc, const cha
   return job_call(svc, job, [&](ReplicationService& s) { return s.remove_authorization_entry(sv(host)); });
 }
 
+VMR_EXTERN vmr_status vmr_disk_mark_dirty(vmr_service* svc, const char* cs, uint32_t disk, uint64_t offset,
+                                          uint64_t length) {
+  return guarded([&]() -> vmr_status {
+    VMR_REQUIRE_ARG(svc, "service");
+    VMR_REQUIRE_ARG(cs, "computer_system");
+    Status st = S(svc)->svc->disk_mark_dirty(cs, disk, offset, length);
+    return st.ok() ? succeed() : fail(st);
+  });
+}
+
 VMR_EXTERN vmr_status vmr_list_authorization_entries(vmr_service* svc, vmr_list** out) {
   return guarded([&]() -> vmr_status {
     VMR_REQUIRE_ARG(out, "entries");

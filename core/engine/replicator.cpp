@@ -358,6 +358,32 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   const uint64_t cycle_id = std::max(rel.last_cycle, latest) + 1;
   const uint32_t bs = opts_.block_size;
 
+  // A VM whose writes are reported (vmr_disk_mark_dirty) has a change feed; this cycle takes
+  // its epoch, and writes marked from now on belong to the next one. Other VMs are scanned.
+  ChangeFeed* cf = nullptr;
+  if (feed_attached(vm)) {
+    auto feedr = feed(vmref);
+    if (!feedr) return feedr.status();
+    cf = *feedr;
+  }
+  FeedCycle fc;
+  fc.scan_required = true;
+  if (cf) {
+    auto r = cf->begin_cycle();
+    if (!r) return r.status();
+    fc = std::move(r).value();
+  }
+  // Any failure below gives the epoch's blocks back to the feed, so nothing is lost.
+  struct AbortEpoch {
+    ChangeFeed* f;
+    uint64_t e;
+    bool armed = true;
+    ~AbortEpoch() {
+      if (f && armed) f->abort_cycle(e);
+    }
+  } abort_epoch{cf, fc.epoch};
+  const bool use_feed = cf && kind == CycleKind::Incremental && !fc.scan_required;
+
   // What the replica holds (base) and what we hold now.
   std::vector<BlockIndex> base(nd), now(nd);
   std::vector<std::vector<uint64_t>> candidates(nd);
@@ -371,6 +397,18 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   for (size_t d = 0; d < nd; ++d) {
     if (t.cancelled()) return Status::Failed("cycle cancelled");
     t.phase("comparing disk " + std::to_string(d));
+    if (use_feed) {
+      // O(changed): the last acknowledged index plus the blocks the feed recorded.
+      auto b = BlockIndex::load(acked_index_path(vm, static_cast<uint32_t>(d)));
+      if (b) {
+        base[d] = std::move(b).value();
+        now[d] = base[d].clone();
+        candidates[d] = fc.blocks[d].to_indexes();
+        scanned += vm.disks[d].size_bytes;
+        continue;
+      }
+      // Without the acknowledged index the feed alone cannot say what the replica holds.
+    }
     ScanOptions so;
     so.algorithm = opts_.hash;
     so.block_size = bs;
@@ -425,7 +463,7 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   uint64_t to_send = 0;
   for (const auto& c : candidates) to_send += c.size() * bs;
   uint64_t sent_blocks = 0, sent_data = 0, done_bytes = 0;
-  std::vector<uint64_t> sent_list;
+  DiskBlockSets sent_sets(nd);
   std::vector<uint8_t> buf;
   for (size_t d = 0; d < nd; ++d) {
     UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -461,7 +499,7 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
         } else {
           batch.data_blocks.push_back(b);
         }
-        sent_list.push_back(b);
+        sent_sets[d].insert(b, 1);
       }
       done_bytes += std::min<uint64_t>(kBlocksPerBatch, cand.size() - i) * bs;
       if (batch.zero_blocks.empty() && batch.data_blocks.empty()) continue;
@@ -498,6 +536,13 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   t.phase("recording the acknowledged point");
   for (size_t d = 0; d < nd; ++d)
     VMREPL_RETURN_IF_ERROR(now[d].save(acked_index_path(vm, static_cast<uint32_t>(d))));
+  // The cycle's changed-block list, kept for RecoveryHistory cycles (reverse needs them).
+  auto hist = history(vmref);
+  if (!hist) return hist.status();
+  VMREPL_RETURN_IF_ERROR((*hist)->put(cycle_id, sent_sets));
+  VMREPL_RETURN_IF_ERROR((*hist)->prune(static_cast<size_t>(rel.settings.RecoveryHistory) + 1));
+  abort_epoch.armed = false;
+  if (cf) VMREPL_RETURN_IF_ERROR(cf->ack_cycle(fc.epoch));
   const uint64_t wire = ch.bytes_sent() + ch.bytes_received();
   const int64_t finished = now_us();
   rel.last_cycle = cycle_id;
@@ -520,6 +565,8 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   t.result(Property{"DataBytesSent", CimType::UInt64, false, std::vector<Scalar>{sent_data}});
   t.result(Property{"WireBytesSent", CimType::UInt64, false, std::vector<Scalar>{ch.bytes_sent()}});
   t.result(Property{"WireBytes", CimType::UInt64, false, std::vector<Scalar>{wire}});
+  t.result(Property{"ChangeSource", CimType::String, false,
+                    std::vector<Scalar>{std::string(use_feed ? "change-feed" : "scan")}});
   std::vector<Scalar> roots;
   for (const auto& r : end.disk_roots) roots.emplace_back(r.to_hex(opts_.hash));
   t.result(Property{"DiskMerkleRoots", CimType::String, true, std::move(roots)});
@@ -848,6 +895,53 @@ Result<std::vector<Instance>> Replicator::recovery_points(const VmRef& vm) {
     out.push_back(std::move(i));
   }
   return out;
+}
+
+Result<ChangeFeed*> Replicator::feed(const VmRef& vm) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto& slot = feeds_[vm.vm.id];
+  if (!slot) {
+    std::vector<uint64_t> sizes;
+    for (const auto& d : vm.vm.disks) sizes.push_back(d.size_bytes);
+    VMREPL_RETURN_IF_ERROR(mkdirs(primary_folder(vm.vm)));
+    auto f = ChangeFeed::open(primary_folder(vm.vm) + "/feed", sizes, opts_.block_size);
+    if (!f) {
+      feeds_.erase(vm.vm.id);
+      return f.status();
+    }
+    slot = std::move(f).value();
+  }
+  return slot.get();
+}
+
+bool Replicator::feed_attached(const VmRecord& vm) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (feeds_.count(vm.id)) return true;
+  }
+  struct stat st {};
+  return ::stat((primary_folder(vm) + "/feed").c_str(), &st) == 0;
+}
+
+Status Replicator::mark_dirty(const VmRef& vm, uint32_t disk, uint64_t offset, uint64_t length) {
+  auto f = feed(vm);
+  if (!f) return f.status();
+  return (*f)->mark_dirty(disk, offset, length);
+}
+
+Result<CycleHistory*> Replicator::history(const VmRef& vm) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto& slot = histories_[vm.vm.id];
+  if (!slot) {
+    VMREPL_RETURN_IF_ERROR(mkdirs(primary_folder(vm.vm)));
+    auto h = CycleHistory::open(primary_folder(vm.vm) + "/cycles", opts_.block_size);
+    if (!h) {
+      histories_.erase(vm.vm.id);
+      return h.status();
+    }
+    slot = std::move(h).value();
+  }
+  return slot.get();
 }
 
 Result<std::vector<BlockHash>> Replicator::acked_roots(const VmRef& vm) {

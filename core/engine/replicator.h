@@ -31,6 +31,8 @@
 #include "core/engine/server_config.h"
 #include "core/jobs/job_manager.h"
 #include "core/net/tcp.h"
+#include "core/store/change_feed.h"
+#include "core/store/cycle_history.h"
 #include "core/store/replica_store.h"
 #include "core/store/vm_store.h"
 
@@ -89,6 +91,14 @@ class Replicator {
 
   // Replica side: the store of a replica VM (opened and recovered on first use).
   Result<ReplicaStore*> replica_store(const VmRef& vm);
+  // The change feed of a VM (opened on first use): vmr_disk_mark_dirty lands here, durably.
+  Result<ChangeFeed*> feed(const VmRef& vm);
+  // The first mark attaches the feed: from then on cycles take blocks from it (after one
+  // scan cycle that establishes it), instead of scanning.
+  Status mark_dirty(const VmRef& vm, uint32_t disk, uint64_t offset, uint64_t length);
+  bool feed_attached(const VmRecord& vm);
+  // The changed-block lists of the acknowledged cycles of a primary VM.
+  Result<CycleHistory*> history(const VmRef& vm);
   // Primary side: the Merkle roots, per disk, of the last acknowledged point.
   Result<std::vector<BlockHash>> acked_roots(const VmRef& vm);
 
@@ -131,6 +141,8 @@ class Replicator {
   std::map<std::string, std::unique_ptr<VmStore>> locations_;
   std::map<Guid, std::shared_ptr<std::mutex>> vm_locks_;
   std::map<Guid, std::unique_ptr<ReplicaStore>> replica_stores_;
+  std::map<Guid, std::unique_ptr<ChangeFeed>> feeds_;
+  std::map<Guid, std::unique_ptr<CycleHistory>> histories_;
   std::map<Guid, uv_timer_t*> timers_;  // loop thread
   std::map<Guid, std::shared_ptr<Job>> cycle_jobs_;  // the running cycle job per VM
   struct Worker {

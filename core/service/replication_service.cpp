@@ -187,6 +187,12 @@ Result<std::string> ReplicationService::disk_path(std::string_view cs, uint32_t 
   return vm->vm.disks[disk].path;
 }
 
+Status ReplicationService::disk_mark_dirty(std::string_view cs, uint32_t disk, uint64_t offset, uint64_t length) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->mark_dirty(*vm, disk, offset, length);
+}
+
 Result<std::shared_ptr<Job>> ReplicationService::compute_digest(std::string_view cs) {
   auto vm = resolve(cs);
   if (!vm) return vm.status();

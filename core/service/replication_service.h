@@ -44,6 +44,9 @@ class ReplicationService {
   // EnabledState 2 (running) or 3 (off); anything else -> InvalidParameter.
   Status request_state_change(std::string_view computer_system, uint16_t requested_state);
   Result<std::string> disk_path(std::string_view computer_system, uint32_t disk) const;
+  // The change feed: a write to [offset, offset+length) of a disk, recorded durably before
+  // this returns (group-committed). Cycles then send those blocks without scanning.
+  Status disk_mark_dirty(std::string_view computer_system, uint32_t disk, uint64_t offset, uint64_t length);
 
   // ComputeDigest: the BlockIndex and Merkle root of every disk of the VM. The index of disk
   // N is kept next to the image (disk<N>.idx). Result properties on the job: MerkleRoot,

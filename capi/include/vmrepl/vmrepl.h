@@ -114,6 +114,13 @@ VMR_EXTERN vmr_status vmr_request_state_change(vmr_service *svc, const char *com
 /* Path of the raw image of disk `disk` (0-based); free with vmr_free. */
 VMR_EXTERN vmr_status vmr_disk_path(vmr_service *svc, const char *computer_system, uint32_t disk,
                                     char **path);
+/* The change feed: reports a write to [offset, offset+length) of a disk. Returns 0 once the
+ * range is durable (a crash after this call cannot lose it); concurrent callers share one
+ * fsync. The first call attaches the feed: later cycles send the reported blocks without
+ * scanning the disk (after one scan cycle that establishes the feed). 32773 names a bad
+ * disk, offset or length. */
+VMR_EXTERN vmr_status vmr_disk_mark_dirty(vmr_service *svc, const char *computer_system, uint32_t disk,
+                                          uint64_t offset, uint64_t length);
 /* ComputeDigest: index + Merkle root of every disk. Returns 4096 and a job whose instance
  * carries MerkleRoot, DiskMerkleRoots[], BlockSize, BlockCount, ZeroBlocks, BytesRead. */
 VMR_EXTERN vmr_status vmr_compute_digest(vmr_service *svc, const char *computer_system,
