@@ -9,7 +9,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include <thread>
+
 #include "core/blocks/disk_scanner.h"
+#include "core/engine/channel.h"
 #include "core/blocks/merkle.h"
 #include "core/service/replication_service.h"
 
@@ -292,6 +295,57 @@ BOOST_AUTO_TEST_CASE(an_unadmitted_primary_gets_access_denied) {
   auto wrong = c->start_replication("intruder", 1, "", "");
   BOOST_TEST(wrong.status().number() == 32775u);
   BOOST_TEST(c->replicate_now("nope").status().number() == 32779u);
+}
+
+BOOST_AUTO_TEST_CASE(interval_cycles_run_on_their_own) {
+  Hosts h;
+  h.a.reset();
+  h.a = Hosts::open("hv-a", h.dir + "/a", R"({"hosts": {"hv-b": "127.0.0.1"}, "cycle_interval_override_s": 1})");
+  gen("mixed " + h.dir + "/src.img 16 17");
+  h.define("tick01", h.dir + "/src.img");
+  wait_ok(h.a->create_replication_relationship("tick01", h.settings(1, false)));
+  wait_ok(h.a->start_replication("tick01", 1, "", ""));
+  gen("modify " + h.primary_disk("tick01") + " 5 51");
+  const std::string want = read_file(h.primary_disk("tick01"));
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (read_file(h.replica_image("tick01")) != want && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
+  BOOST_TEST(read_file(h.replica_image("tick01")) == want);
+  BOOST_TEST(*h.a->get_replication_statistics("tick01")->get_u64("ReplicationSuccessCount") >= 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_primary_cannot_escape_the_storage_location) {
+  Hosts h;
+  // A hostile primary speaks the protocol directly: names that try to leave the location.
+  auto ch = Channel::connect(h.a->loop(), "127.0.0.1", h.port, 5s);
+  BOOST_REQUIRE(ch.ok());
+  BOOST_REQUIRE((*ch)->send(protocol::Hello{protocol::kProtocolVersion, Guid::generate(), "hv-a", {}, {}}).ok());
+  auto reply = (*ch)->expect<protocol::HelloReply>(5s);
+  BOOST_REQUIRE(reply.ok() && reply->accepted);
+  uint64_t seq = 0;
+  const std::vector<std::string> names{"../../escape", "a/../../b", "..", "/etc/evil", std::string("nul\0x", 5)};
+  for (const std::string& name : names) {
+    protocol::RelationshipCreate m;
+    m.seq = ++seq;
+    m.vm_id = Guid::generate();
+    m.vm_name = name;
+    m.disk_sizes = {1 << 20};
+    m.block_size = 65536;
+    m.settings_json = h.settings();
+    BOOST_REQUIRE((*ch)->send(m).ok());
+    auto ack = (*ch)->expect<protocol::Ack>(5s);
+    if (!ack) {  // the decoder itself refuses some names (NUL)
+      BOOST_TEST(ack.status().number() != 0u);
+      break;
+    }
+    BOOST_TEST(ack->code == 32773u, "name " << name);
+    BOOST_TEST(ack->text.find("ElementName") != std::string::npos);
+  }
+  // Nothing was created outside the storage location (nor inside it).
+  BOOST_TEST(!sfs::exists(h.dir + "/escape"));
+  BOOST_TEST(!sfs::exists("/etc/evil"));
+  if (sfs::exists(h.dir + "/b-replicas/vms"))
+    BOOST_TEST(sfs::is_empty(h.dir + "/b-replicas/vms"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
