@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include <algorithm>
@@ -75,6 +77,11 @@ struct Replicator::ThreadCtx {
   JobContext ctx;
   bool cancelled() const { return ctx.cancelled() || r->stopping_.load(); }
   void phase(std::string p) const {
+    // VMREPL_TRACE=1 prints each phase with its time: where a job spends it.
+    static const bool trace = std::getenv("VMREPL_TRACE") != nullptr;
+    if (trace)
+      std::fprintf(stderr, "vmrepl: %.3f %s: %s\n", static_cast<double>(now_us() % 100000000) / 1e6,
+                   ctx.job()->name().c_str(), p.c_str());
     auto c = ctx;
     r->loop_.post([c, p = std::move(p)] { c.phase(p); });
   }
