@@ -118,6 +118,7 @@ Result<protocol::Message> Channel::recv(std::chrono::milliseconds timeout) {
     if (inbox_.empty()) return close_reason_;
     payload = std::move(inbox_.front());
     inbox_.pop_front();
+    bytes_consumed_ += payload.size() + 4;
     if (paused_ && inbox_.size() <= kResumeAt) {
       paused_ = false;
       auto self = shared_from_this();
@@ -152,6 +153,11 @@ bool Channel::is_open() const {
 uint64_t Channel::bytes_sent() const {
   std::lock_guard<std::mutex> lk(mu_);
   return bytes_sent_;
+}
+
+uint64_t Channel::bytes_consumed() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return bytes_consumed_;
 }
 
 uint64_t Channel::bytes_received() const {

@@ -57,6 +57,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // Wire bytes so far (frames and prefixes), both directions.
   uint64_t bytes_sent() const;
   uint64_t bytes_received() const;
+  // Wire bytes of the messages recv() has returned so far (received ones may wait in a queue).
+  uint64_t bytes_consumed() const;
   const std::string& peer() const { return peer_; }
 
  private:
@@ -78,7 +80,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   size_t sends_in_flight_ = 0;  // posted to the loop, not yet queued on the connection
   bool closed_ = false;
   Status close_reason_;
-  uint64_t bytes_sent_ = 0, bytes_received_ = 0;
+  uint64_t bytes_sent_ = 0, bytes_received_ = 0, bytes_consumed_ = 0;
 };
 
 }  // namespace vmrepl

@@ -45,7 +45,7 @@ void Relationship::describe(Instance& vm) const {
   vm.set_datetime("LastReplicationTime", cim_or_zero(last_replication_us));
   vm.set_datetime("LastApplyTime", cim_or_zero(last_apply_us));
   vm.set_string("ReplicationHealthDescription", health_text);
-  vm.set_string("ReplicationPeer", peer_host + ":" + std::to_string(peer_port));
+  vm.set_string("ReplicationPeer", peer_port ? peer_host + ":" + std::to_string(peer_port) : peer_host);
 }
 
 std::string Relationship::to_json() const {

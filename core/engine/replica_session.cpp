@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -321,6 +322,8 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
   auto type = b.point_type == to_number(RecoveryPointType::PlannedFailover) ? RecoveryPointType::PlannedFailover
               : b.point_type == to_number(RecoveryPointType::ApplicationConsistent) ? RecoveryPointType::ApplicationConsistent
                                                                                       : RecoveryPointType::Standard;
+  const uint64_t bytes_at_begin = ch_->bytes_consumed();
+  const int64_t begun_us = now_us();
   auto applyr = store.begin_apply(b.cycle_id, type);
   if (!applyr) return applyr.status();
   auto& apply = **applyr;
@@ -410,7 +413,12 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
       nr.last_apply_us = now_us();
       nr.last_replication_type = info.replication_type;
       nr.stats.success_count++;
-      nr.stats.replication_size += ch_->bytes_received();
+      const uint64_t cycle_bytes = ch_->bytes_consumed() - bytes_at_begin;
+      nr.stats.replication_size += cycle_bytes;
+      nr.stats.max_replication_size = std::max(nr.stats.max_replication_size, cycle_bytes);
+      const uint32_t latency = static_cast<uint32_t>((now_us() - begun_us) / 1000000);
+      nr.stats.latency_s += latency;
+      nr.stats.max_latency_s = std::max(nr.stats.max_latency_s, latency);
       if (!nr.stats.start_us) nr.stats.start_us = info.created_us;
       VMREPL_RETURN_IF_ERROR(r_.put_relationship(*vm, nr));
       json data;

@@ -343,6 +343,15 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   if (!relr) return relr.status();
   if (!*relr) return Status::InvalidState("VM " + vm.name + " has no replication relationship");
   Relationship rel = **relr;
+  // The state may have changed since the job was accepted (a suspend, a removal).
+  {
+    const ReplicationState want = kind == CycleKind::Incremental ? ReplicationState::Replicating
+                                  : kind == CycleKind::Resync   ? ReplicationState::Resynchronizing
+                                                                : ReplicationState::WaitingToCompleteInitialReplication;
+    if (rel.mode != ReplicationMode::Primary || rel.state != want)
+      return Status::InvalidState("VM " + vm.name + " is now in ReplicationState " + state_text(rel.state) +
+                                  "; this cycle needs " + state_text(want));
+  }
   const int64_t started = now_us();
   const size_t nd = vm.disks.size();
   VMREPL_RETURN_IF_ERROR(mkdirs(primary_folder(vm)));
@@ -747,14 +756,26 @@ Result<std::shared_ptr<Job>> Replicator::request_replication_state_change(const 
                                     " is not a replication state (1, 2, 3, 4, 7 or 9)");
   }
   VmRef ref = vm;
+  const ReplicationState target = rel.state;
+  const ReplicationState from = (**r).state;
   return spawn_job(JobType::ReplicateStateChange, "Replication state change " + vm.vm.name, false,
-                   [this, ref, rel](ThreadCtx&) -> Status {
+                   [this, ref, target, from](ThreadCtx&) -> Status {
                      auto lock = vm_lock(ref.vm.id);
                      std::lock_guard<std::mutex> g(*lock);
-                     VMREPL_RETURN_IF_ERROR(put_relationship(ref, rel));
-                     if (rel.mode == ReplicationMode::Primary) {
-                       if (rel.state == ReplicationState::Replicating)
-                         arm_timer(ref.vm.id, rel.settings.ReplicationInterval);
+                     // Only the state changes, on the relationship as it is now: a cycle that
+                     // finished meanwhile keeps its counters and times.
+                     auto cur = relationship(ref);
+                     if (!cur) return cur.status();
+                     if (!*cur) return Status::InvalidState("the relationship was removed meanwhile");
+                     Relationship now = **cur;
+                     if (now.state != from)
+                       return Status::InvalidState("ReplicationState changed to " + state_text(now.state) +
+                                                   " meanwhile; the request expected " + state_text(from));
+                     now.state = target;
+                     VMREPL_RETURN_IF_ERROR(put_relationship(ref, now));
+                     if (now.mode == ReplicationMode::Primary) {
+                       if (now.state == ReplicationState::Replicating)
+                         arm_timer(ref.vm.id, now.settings.ReplicationInterval);
                        else
                          disarm_timer(ref.vm.id);
                      }

@@ -39,7 +39,7 @@
 #include "core/model/guid.h"
 #include "core/model/status.h"
 #include "core/net/connection.h"
-#include "core/protocol/limits.h"
+#include "core/protocol/protocol_limits.h"
 
 namespace vmrepl::protocol {
 

@@ -30,8 +30,10 @@ extern "C" {
 #define VMR_EXTERN
 #endif
 
-/* Bumped on every change of this header's ABI; the library's value is vmr_abi_version(). */
-#define VMR_ABI_VERSION 1
+/* Bumped whenever functions are added (compatibly: nothing is ever removed or changed within
+ * SOVERSION 1); a program built against N runs on a library whose vmr_abi_version() >= N.
+ * 1: library, service, VMs, digest, jobs, instances. 2: replication, authorization, feed. */
+#define VMR_ABI_VERSION 2
 
 typedef uint32_t vmr_status;
 
