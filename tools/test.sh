@@ -13,7 +13,7 @@ bash tools/setup.sh --packages-only
 CI_FLAGS=(-DVMREPL_WERROR=ON)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${CI_FLAGS[@]}" >/dev/null
 cmake --build build -j "$JOBS"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVMREPL_SANITIZE=ON "${CI_FLAGS[@]}" \
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMREPL_SANITIZE=ON "${CI_FLAGS[@]}" \
   >/dev/null
 cmake --build build-asan -j "$JOBS"
 

@@ -276,8 +276,16 @@ Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r)
   std::string point = r.peer_host;
   auto it = opts_.hosts.find(point);
   std::string address = it != opts_.hosts.end() ? it->second : point;
+  if (stopping_) return Status::SystemNotAvailable("service shutting down");
   auto ch = Channel::connect(loop_, address, r.peer_port, opts_.connect_timeout);
   if (!ch) return ch.status().Annotate("recovery server " + point + ":" + std::to_string(r.peer_port));
+  {
+    // Tracked so shutdown() can close it and wake a job blocked on it.
+    std::lock_guard<std::mutex> lk(mu_);
+    sessions_.erase(std::remove_if(sessions_.begin(), sessions_.end(), [](const auto& w) { return w.expired(); }),
+                    sessions_.end());
+    sessions_.push_back(*ch);
+  }
   VMREPL_RETURN_IF_ERROR((*ch)->send(proto::Hello{proto::kProtocolVersion, service_id_, opts_.host_name, {"cycles-v1"}, {}}));
   auto reply = (*ch)->expect<proto::HelloReply>(opts_.io_timeout);
   if (!reply) return reply.status();
