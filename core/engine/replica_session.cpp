@@ -51,9 +51,10 @@ std::string ReplicaSession::index_path(const VmRecord& vm, uint64_t seq, uint32_
   return Replicator::replica_folder(vm) + "/index-" + std::to_string(seq) + "-disk" + std::to_string(disk) + ".idx";
 }
 
-Result<BlockIndex> ReplicaSession::image_index(Replicator& r, const VmRecord& vm, ReplicaStore& rs, uint32_t disk) {
+Result<BlockIndex> ReplicaSession::image_index(Replicator& r, const VmRecord& vm, ReplicaStore& rs, uint32_t disk,
+                                               bool rescan) {
   auto idx = BlockIndex::load(index_path(vm, rs.image_seq(), disk));
-  if (idx && idx->disk_size() == vm.disks[disk].size_bytes && idx->block_size() == r.options().block_size &&
+  if (!rescan && idx && idx->disk_size() == vm.disks[disk].size_bytes && idx->block_size() == r.options().block_size &&
       idx->algorithm() == r.options().hash)
     return idx;
   // No index for this point (first use, or a crash between commit and save): rebuild it.
@@ -246,7 +247,7 @@ Result<std::string> ReplicaSession::handle_request(const proto::Request& m) {
     std::lock_guard<std::mutex> g(*lock);
     auto rs = r_.replica_store(*vm);
     if (!rs) return rs.status();
-    auto idx = image_index(r_, vm->vm, **rs, static_cast<uint32_t>(disk));
+    auto idx = image_index(r_, vm->vm, **rs, static_cast<uint32_t>(disk), body.value("rescan", false));
     if (!idx) return idx.status();
     if (first > idx->block_count() || count > 100000 || count > idx->block_count() - first)
       return Status::InvalidParameter("index range out of bounds");

@@ -25,7 +25,9 @@ class ReplicaSession {
   // Where the replica's index of its image at point `seq` is kept.
   static std::string index_path(const VmRecord& vm, uint64_t seq, uint32_t disk);
   // The index of the replica image at its latest point (loaded, or rebuilt by a scan).
-  static Result<BlockIndex> image_index(Replicator& r, const VmRecord& vm, ReplicaStore& rs, uint32_t disk);
+  // rescan: read the image again instead of trusting the saved index.
+  static Result<BlockIndex> image_index(Replicator& r, const VmRecord& vm, ReplicaStore& rs, uint32_t disk,
+                                        bool rescan = false);
 
  private:
   Status handle_create(const protocol::RelationshipCreate& m);

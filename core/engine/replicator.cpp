@@ -212,6 +212,9 @@ Status Replicator::put_relationship(const VmRef& vm, const Relationship& r) {
 
 Result<VmStore*> Replicator::location_store(const std::string& location) {
   if (location == main_.root()) return &main_;
+  // One opener at a time: two sessions creating their first replicas under the same location
+  // must not both open it (the second would find it locked).
+  std::lock_guard<std::mutex> open_lock(locations_open_mu_);
   {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = locations_.find(location);
@@ -311,14 +314,17 @@ Result<json> call(Channel& ch, uint64_t seq, std::string method, const json& bod
 }
 
 Result<BlockIndex> fetch_index(Channel& ch, uint64_t& seq, const Guid& vm, uint32_t disk, HashAlgorithm alg,
-                               uint32_t block_size, uint64_t disk_size, std::chrono::milliseconds timeout) {
+                               uint32_t block_size, uint64_t disk_size, std::chrono::milliseconds timeout,
+                               bool rescan) {
   auto idx = BlockIndex::create(alg, block_size, disk_size);
   if (!idx) return idx.status();
   const uint64_t n = idx->block_count();
   const size_t hs = digest_size(alg);
   for (uint64_t first = 0; first < n;) {
     uint64_t count = std::min<uint64_t>(n - first, 100000);
-    auto r = call(ch, ++seq, "index", {{"vm_id", vm.to_string()}, {"disk", disk}, {"first", first}, {"count", count}},
+    auto r = call(ch, ++seq, "index",
+                  {{"vm_id", vm.to_string()}, {"disk", disk}, {"first", first}, {"count", count},
+                   {"rescan", rescan && first == 0}},
                   timeout);
     if (!r) return r.status();
     std::string hex = r->value("entries", "");
@@ -458,8 +464,10 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
       }
       base[d] = std::move(b).value();
     } else {
+      // A resync compares the disks as they are: the replica re-reads its image rather than
+      // trusting its saved index (something may have written to it).
       auto b = fetch_index(ch, seq, vm.id, static_cast<uint32_t>(d), opts_.hash, bs, vm.disks[d].size_bytes,
-                           opts_.io_timeout);
+                           opts_.io_timeout * 20, kind == CycleKind::Resync);
       if (!b) return b.status().Annotate("index of the replica's disk " + std::to_string(d));
       base[d] = std::move(b).value();
     }
@@ -618,6 +626,9 @@ Result<std::shared_ptr<Job>> Replicator::create_relationship(const VmRef& vm, co
   if (!in.RecoveryConnectionPoint || in.RecoveryConnectionPoint->empty())
     return Status::InvalidParameter("RecoveryConnectionPoint: the recovery server must be named");
   if (!in.AuthenticationType) return Status::InvalidParameter("AuthenticationType: must be 1 or 2");
+  if (*in.AuthenticationType == 2)
+    return Status::NotSupported("AuthenticationType 2 (certificate) needs TLS between the services, which this "
+                                "build does not have yet; use 1");
   ReplicationSettingData rsd = in;
   rsd.InstanceID = "Microsoft:" + vm.vm.id.to_string() + "\\HVR\\0";
   rsd.VirtualSystemIdentifier = vm.vm.id.to_string();
@@ -865,6 +876,9 @@ Result<std::shared_ptr<Job>> Replicator::test_connection(const std::string& poin
   if (point.empty()) return Status::InvalidParameter("RecoveryConnectionPoint is empty");
   if (port == 0) return Status::InvalidParameter("RecoveryServerPortNumber must not be 0");
   if (auth_type != 1 && auth_type != 2) return Status::InvalidParameter("AuthenticationType must be 1 or 2");
+  if (auth_type == 2)
+    return Status::NotSupported("AuthenticationType 2 (certificate) needs TLS between the services, which this "
+                                "build does not have yet; use 1");
   return spawn_job(JobType::TestReplicationConnection, "Test replication connection " + point, false,
                    [this, point, port](ThreadCtx&) -> Status {
                      Relationship probe;

@@ -138,6 +138,7 @@ class Replicator {
   std::unique_ptr<TcpListener> listener_;  // loop thread
 
   std::mutex mu_;
+  std::mutex locations_open_mu_;
   std::map<std::string, std::unique_ptr<VmStore>> locations_;
   std::map<Guid, std::shared_ptr<std::mutex>> vm_locks_;
   std::map<Guid, std::unique_ptr<ReplicaStore>> replica_stores_;

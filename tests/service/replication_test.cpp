@@ -239,6 +239,19 @@ BOOST_AUTO_TEST_CASE(seeded_initial_replication_and_resync_send_only_differences
   BOOST_TEST(*h.a->get_system("seed01")->get_u64("ReplicationState") == 3u);
   // A resynchronization starts the recovery history again.
   BOOST_TEST(h.b->list_recovery_points(id)->size() == 1u);
+
+  // Something wrote to the replica image behind the engine's back: a resync compares the disks
+  // as they are, so it repairs that block too.
+  {
+    std::fstream f(h.replica_image("seed01"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(5 * 65536 + 100);
+    f.write("damage", 6);
+  }
+  BOOST_TEST(read_file(h.primary_disk("seed01")) != read_file(h.replica_image("seed01")));
+  wait_ok(h.a->request_replication_state_change("seed01", 7));
+  Instance repair = wait_ok(h.a->resynchronize("seed01", ""));
+  BOOST_TEST(*repair.get_u64("BlocksSent") == 1u);
+  BOOST_TEST(read_file(h.primary_disk("seed01")) == read_file(h.replica_image("seed01")));
 }
 
 BOOST_AUTO_TEST_CASE(change_feed_cycles_send_the_reported_blocks_without_scanning) {

@@ -1,0 +1,48 @@
+-- examples/lua/*.lua run as the scripts they are (lua5.4, the module found via LUA_CPATH).
+local H = require("vmrepl_test_helpers")
+
+local root = os.getenv("VMREPL_SOURCE_DIR") or "."
+
+local function run(script, args)
+  local cmd = string.format("lua5.4 '%s/examples/lua/%s' %s 2>&1", root, script, args or "")
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok, how, code = p:close()
+  return ok, out, how, code
+end
+
+describe("examples/lua", function()
+  it("replicate.lua: two services, initial replication and cycles, byte-equal replica", function()
+    local dir = H.tmpdir()
+    finally(function() H.rmrf(dir) end)
+    local ok, out = run("replicate.lua", "'" .. dir .. "' --cycles 2")
+    assert(ok, out)
+    assert.matches("initial replication: 64 blocks", out, 1, true)
+    assert.matches("cycle 2: 8 blocks", out, 1, true)
+    assert.matches("hv-b: ReplicationMode Replica, ReplicationState Replicating", out, 1, true)
+    assert.matches("#3 ", out, 1, true)
+    assert.matches("(latest)", out, 1, true)
+    assert.matches("disk 0 root: %x+ %(equal%)", out)
+    assert.matches("byte-equal to the primary disk", out, 1, true)
+  end)
+
+  it("digest.lua: two digests (under luv when available)", function()
+    local ok, out = run("digest.lua", "--size-mib 64")
+    assert(ok, out)
+    assert.matches("web01%s+MerkleRoot %x+ %(xxh3%-128%), 1024 blocks of 65536 bytes, 832 zero", out)
+    assert.matches("db01%s+MerkleRoot %x+", out)
+  end)
+
+  it("digest.lua without luv waits one job after the other", function()
+    local ok, out = run("digest.lua", "--size-mib 64 --no-luv")
+    assert(ok, out)
+    assert.matches("web01%s+MerkleRoot", out)
+  end)
+
+  it("a failing script exits 1 with the message and the code", function()
+    -- A root that cannot be a directory: open fails with the engine's message.
+    local ok, out = run("digest.lua", "/dev/null/x --size-mib 4")
+    assert.is_falsy(ok)
+    assert.matches("open failed: .*%(%a+, 327%d%d%)", out)
+  end)
+end)
