@@ -764,12 +764,16 @@ Result<std::shared_ptr<Job>> Replicator::request_replication_state_change(const 
     if (rel.state == RS::WaitingToStartResynchronization || rel.state == RS::ResynchronizationSuspended)
       return resynchronize(vm);
     rel.state = rel.last_cycle ? RS::Replicating : RS::ReadyForReplication;
-  } else if (requested == to_number(RequestedReplicationState::Ready) ||
-             requested == to_number(RequestedReplicationState::WaitingToCompleteInitialReplication) ||
+  } else if (requested == to_number(RequestedReplicationState::Ready)) {
+    return Status::InvalidState("RequestedState 1 (Ready) is not a transition a client can ask for (VM " + vm.vm.name +
+                                " is in ReplicationState " + state_text(rel.state) + ")");
+  } else if (requested == to_number(RequestedReplicationState::WaitingToCompleteInitialReplication) ||
              requested == to_number(RequestedReplicationState::SyncedReplicationComplete) ||
              requested == to_number(RequestedReplicationState::CancelResynchronize)) {
-    return Status::InvalidState("RequestedState " + std::to_string(requested) + " is not allowed for VM " + vm.vm.name +
-                                " in ReplicationState " + state_text(rel.state) + " (mode " + mode_text(rel.mode) + ")");
+    // Prepare for planned failover (4), "make replica" (2) and cancel-resync (9) come with the
+    // failover work; until then they are refused as what they are: not available.
+    return Status::NotSupported("RequestedState " + std::to_string(requested) +
+                                " (prepare for failover / make replica / cancel resync) is not available in this build");
   } else {
     return Status::InvalidParameter("RequestedState " + std::to_string(requested) +
                                     " is not a replication state (1, 2, 3, 4, 7 or 9)");
