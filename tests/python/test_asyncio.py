@@ -119,8 +119,10 @@ def test_closing_the_service_ends_pending_awaits(root: str) -> None:
     asyncio.run(main())
 
 
-def test_a_failing_callback_goes_to_the_loops_exception_handler(svc: vmrepl.Service, vm: vmrepl.Instance) -> None:
+def test_a_failing_callback_goes_to_the_loops_exception_handler(svc: vmrepl.Service) -> None:
     errors: list = []
+    # A digest long enough to report progress after the callback is set (a small one may end first).
+    vm = long_digest_vm(svc)
 
     async def main() -> vmrepl.Instance:
         asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx.get("exception")))
