@@ -76,6 +76,10 @@ std::string Relationship::to_json() const {
   s["max_latency_s"] = stats.max_latency_s;
   s["last_test_failover_us"] = stats.last_test_failover_us;
   j["stats"] = s;
+  j["failover_point"] = failover_point;
+  j["test_vm"] = test_vm;
+  j["reverse"] = reverse_json;
+  j["reverse_commit_pending"] = reverse_commit_pending;
   return j.dump();
 }
 
@@ -121,6 +125,11 @@ Result<Relationship> Relationship::from_json(std::string_view text) {
     r.stats.latency_s = s.at("latency_s").get<uint32_t>();
     r.stats.max_latency_s = s.at("max_latency_s").get<uint32_t>();
     r.stats.last_test_failover_us = s.at("last_test_failover_us").get<int64_t>();
+    // Added with failover; absent in older records.
+    r.failover_point = j.value("failover_point", uint64_t{0});
+    r.test_vm = j.value("test_vm", std::string());
+    r.reverse_json = j.value("reverse", std::string());
+    r.reverse_commit_pending = j.value("reverse_commit_pending", false);
     return r;
   } catch (const json::exception& e) {
     return Status::Failed(std::string("relationship record is damaged: ") + e.what());

@@ -52,6 +52,15 @@ struct Relationship {
   uint64_t last_cycle = 0;          // primary: last acknowledged cycle; replica: last applied
   std::string health_text;          // why health is not OK
   ReplicationStatistics stats;
+  // Failover (replica side): the point the VM was failed over to (0 = none), and the test VM
+  // made by TestReplicaSystem (one at a time).
+  uint64_t failover_point = 0;
+  std::string test_vm;
+  // Reverse, on the old primary: the pending reverse while it is prepared but not yet known
+  // to be committed by the new primary (JSON: phase, coordinator, cycle, prior record).
+  std::string reverse_json;
+  // Reverse, on the new primary: committed here, the old primary not yet told.
+  bool reverse_commit_pending = false;
 
   // ReplicationMode / ReplicationState / ... added to a VM instance.
   void describe(Instance& vm) const;

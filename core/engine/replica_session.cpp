@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/blocks/disk_scanner.h"
+#include "core/engine/engine_detail.h"
 #include "core/blocks/merkle.h"
 #include "core/blocks/sparse_io.h"
 #include "core/protocol/block_batch.h"
@@ -18,32 +19,12 @@ namespace vmrepl {
 
 using json = nlohmann::json;
 namespace proto = protocol;
+using engine_detail::hex_entries;
+using engine_detail::now_us;
 
 namespace {
 
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 constexpr std::chrono::seconds kSessionIdle{300};
-
-std::string hex_entries(const BlockIndex& idx, uint64_t first, uint64_t count) {
-  static const char* kHex = "0123456789abcdef";
-  const size_t hs = digest_size(idx.algorithm());
-  std::string out;
-  out.reserve(count * (1 + hs) * 2);
-  for (uint64_t i = first; i < first + count; ++i) {
-    const BlockEntry& e = idx.entry(i);
-    out += kHex[e.flags >> 4];
-    out += kHex[e.flags & 15];
-    for (size_t b = 0; b < hs; ++b) {
-      out += kHex[e.hash.bytes[b] >> 4];
-      out += kHex[e.hash.bytes[b] & 15];
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -77,11 +58,19 @@ void ReplicaSession::run() {
   Status ok = proto::check_protocol_version(hello->protocol_version);
   if (ok.ok()) {
     auto entry = r_.server_->admit(hello->host_name);
-    if (!entry)
-      ok = entry.status();
-    else
+    if (entry) {
       entry_ = std::move(entry).value();
+    } else if (r_.is_peer(hello->host_name)) {
+      // Our own primary or recovery server may ask how a VM stands (split-brain check, the
+      // outcome of a reverse) even where no entry admits it as a primary.
+      limited_ = true;
+      limited_reason_ = entry.status();
+    } else {
+      ok = entry.status();
+    }
   }
+  for (const auto& c : hello->capabilities)
+    if (c.rfind("listen-port:", 0) == 0) primary_port_ = static_cast<uint16_t>(std::atoi(c.c_str() + 12));
   if (!ok.ok()) {
     reply.accepted = false;
     reply.error_code = ok.number();
@@ -94,9 +83,24 @@ void ReplicaSession::run() {
   reply.accepted = true;
   if (!ch_->send(reply).ok()) return;
 
+  struct Ended {
+    ReplicaSession* s;
+    ~Ended() { s->session_ended(); }
+  } ended{this};
   for (;;) {
     auto m = ch_->recv(kSessionIdle);
     if (!m) return;
+    if (limited_) {
+      auto* q = std::get_if<proto::Request>(&*m);
+      if (!q || (q->method != "status" && q->method != "reverse_outcome")) {
+        Status no = limited_reason_;
+        if (q)
+          ch_->send(proto::Response{q->seq, no.number(), no.message(), ""});
+        else
+          ch_->send(proto::error_from(no, 0));
+        return;
+      }
+    }
     if (auto* c = std::get_if<proto::RelationshipCreate>(&*m)) {
       Status st = handle_create(*c);
       ch_->send(proto::Ack{c->seq, st.ok() ? 0 : st.number(), st.ok() ? "" : st.message(), ""});
@@ -107,13 +111,13 @@ void ReplicaSession::run() {
       Status st = handle_remove(*rm);
       ch_->send(proto::Ack{rm->seq, st.ok() ? 0 : st.number(), st.ok() ? "" : st.message(), ""});
     } else if (auto* b = std::get_if<proto::CycleBegin>(&*m)) {
-      Status st = handle_cycle(*b);
+      Status st = rev_ && b->vm_id == reverse_vm() ? reverse_cycle(*b) : handle_cycle(*b);
       if (!st.ok()) {
         ch_->send(proto::error_from(st, b->seq));
         return;  // the stream of this cycle is unusable now
       }
     } else if (auto* q = std::get_if<proto::Request>(&*m)) {
-      auto body = handle_request(*q);
+      auto body = q->method.rfind("reverse_", 0) == 0 ? reverse_request(*q) : handle_request(*q);
       proto::Response resp;
       resp.seq = q->seq;
       if (body) {
@@ -182,6 +186,7 @@ Status ReplicaSession::handle_create(const proto::RelationshipCreate& m) {
   rel.settings = std::move(rsd).value();
   rel.settings.RecoveryHostSystem = r_.opts_.host_name;
   rel.peer_host = primary_host_;
+  rel.peer_port = primary_port_;
   return r_.put_relationship(VmRef{*store, std::move(vm).value()}, rel);
 }
 
@@ -227,6 +232,8 @@ Result<std::string> ReplicaSession::handle_request(const proto::Request& m) {
     json out;
     out["mode"] = *rel ? to_number((*rel)->mode) : 0;
     out["state"] = *rel ? to_number((*rel)->state) : 0;
+    out["enabled_state"] = vm->vm.enabled_state;
+    if (limited_) return out.dump();
     uint64_t latest = 0;
     if (*rel && (*rel)->mode == ReplicationMode::Replica) {
       auto rs = r_.replica_store(*vm);
@@ -298,6 +305,18 @@ Result<std::string> ReplicaSession::handle_request(const proto::Request& m) {
 }
 
 Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
+  // A cycle from the new primary of a reverse we prepared proves it committed: finish ours.
+  if (auto pv = r_.find_vm(b.vm_id.to_string())) {
+    auto lock = r_.vm_lock(b.vm_id);
+    std::lock_guard<std::mutex> g(*lock);
+    auto rel = r_.relationship(*pv);
+    if (rel && *rel && !(*rel)->reverse_json.empty()) {
+      json rec = json::parse((*rel)->reverse_json, nullptr, false);
+      const uint64_t cycle = rec.is_discarded() ? 0 : rec.value("cycle", uint64_t{0});
+      if (rec.value("phase", "") == "prepared" && rec.value("coordinator", "") == primary_host_ && cycle < b.cycle_id)
+        VMREPL_RETURN_IF_ERROR(r_.reverse_finalize(*pv, cycle));
+    }
+  }
   auto vm = replica_vm(b.vm_id, true);
   if (!vm) return vm.status();
   auto lock = r_.vm_lock(b.vm_id);
@@ -325,10 +344,44 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
                                                                                       : RecoveryPointType::Standard;
   const uint64_t bytes_at_begin = ch_->bytes_consumed();
   const int64_t begun_us = now_us();
+  CycleResult res;
+  VMREPL_RETURN_IF_ERROR(receive_cycle(b, rec, store, idx, type, res));
+  auto rel = r_.relationship(*vm);
+  if (!rel || !*rel) return rel ? Status::InvalidState("relationship gone") : rel.status();
+  Relationship nr = **rel;
+  // A resynchronization starts the history again (spec §10); otherwise keep RecoveryHistory.
+  if (b.full && nr.state != ReplicationState::WaitingToCompleteInitialReplication)
+    store.drop_points_except(b.cycle_id);
+  else
+    store.prune(nr.settings.RecoveryHistory);
+  nr.state = ReplicationState::Replicating;
+  nr.health = ReplicationHealth::Ok;
+  nr.health_text.clear();
+  nr.last_cycle = b.cycle_id;
+  nr.last_replication_us = res.info.created_us;
+  nr.last_apply_us = now_us();
+  nr.last_replication_type = res.info.replication_type;
+  if (primary_port_) nr.peer_port = primary_port_;  // where a failover checks the primary
+  nr.stats.success_count++;
+  const uint64_t cycle_bytes = ch_->bytes_consumed() - bytes_at_begin;
+  nr.stats.replication_size += cycle_bytes;
+  nr.stats.max_replication_size = std::max(nr.stats.max_replication_size, cycle_bytes);
+  const uint32_t latency = static_cast<uint32_t>((now_us() - begun_us) / 1000000);
+  nr.stats.latency_s += latency;
+  nr.stats.max_latency_s = std::max(nr.stats.max_latency_s, latency);
+  if (!nr.stats.start_us) nr.stats.start_us = res.info.created_us;
+  VMREPL_RETURN_IF_ERROR(r_.put_relationship(*vm, nr));
+  json data;
+  data["applied_blocks"] = res.applied;
+  return ch_->send(proto::Ack{res.end_seq, 0, "", data.dump()});
+}
+
+Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord& rec, ReplicaStore& store,
+                                     std::vector<BlockIndex>& idx, RecoveryPointType type, CycleResult& res) {
+  const size_t nd = rec.disks.size();
   auto applyr = store.begin_apply(b.cycle_id, type);
   if (!applyr) return applyr.status();
   auto& apply = **applyr;
-  uint64_t applied = 0;
   for (;;) {
     auto m = ch_->recv(r_.opts_.io_timeout);
     if (!m) {
@@ -372,13 +425,13 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
         apply.abort();
         return st;
       }
-      applied += batch->zero_blocks.size() + batch->data_blocks.size();
+      res.applied += batch->zero_blocks.size() + batch->data_blocks.size();
     } else if (auto* end = std::get_if<proto::CycleEnd>(&*m)) {
       if (end->disk_roots.size() != nd) {
         apply.abort();
         return Status::InvalidParameter("cycle end carries " + std::to_string(end->disk_roots.size()) + " roots");
       }
-      CommitInfo info;
+      CommitInfo& info = res.info;
       info.created_us = now_us();
       info.replication_type = type == RecoveryPointType::PlannedFailover ? ReplicationType::Planned : ReplicationType::Regular;
       info.hash_algorithm = r_.opts_.hash;
@@ -392,39 +445,14 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
         }
         info.roots.push_back(mine);
       }
-      Status st = apply.commit(info);
-      if (!st.ok()) return st;
+      VMREPL_RETURN_IF_ERROR(apply.commit(info));
+      res.end_seq = end->seq;
       for (size_t d = 0; d < nd; ++d) {
         idx[d].save(index_path(rec, b.cycle_id, static_cast<uint32_t>(d)));
-        std::remove(index_path(rec, b.cycle_id - 1, static_cast<uint32_t>(d)).c_str());
+        for (uint64_t old = b.cycle_id - 1; old + 2 >= b.cycle_id && old > 0; --old)
+          std::remove(index_path(rec, old, static_cast<uint32_t>(d)).c_str());
       }
-      auto rel = r_.relationship(*vm);
-      if (!rel || !*rel) return rel ? Status::InvalidState("relationship gone") : rel.status();
-      Relationship nr = **rel;
-      // A resynchronization starts the history again (spec §10); otherwise keep RecoveryHistory.
-      if (b.full && nr.state != ReplicationState::WaitingToCompleteInitialReplication)
-        store.drop_points_except(b.cycle_id);
-      else
-        store.prune(nr.settings.RecoveryHistory);
-      nr.state = ReplicationState::Replicating;
-      nr.health = ReplicationHealth::Ok;
-      nr.health_text.clear();
-      nr.last_cycle = b.cycle_id;
-      nr.last_replication_us = info.created_us;
-      nr.last_apply_us = now_us();
-      nr.last_replication_type = info.replication_type;
-      nr.stats.success_count++;
-      const uint64_t cycle_bytes = ch_->bytes_consumed() - bytes_at_begin;
-      nr.stats.replication_size += cycle_bytes;
-      nr.stats.max_replication_size = std::max(nr.stats.max_replication_size, cycle_bytes);
-      const uint32_t latency = static_cast<uint32_t>((now_us() - begun_us) / 1000000);
-      nr.stats.latency_s += latency;
-      nr.stats.max_latency_s = std::max(nr.stats.max_latency_s, latency);
-      if (!nr.stats.start_us) nr.stats.start_us = info.created_us;
-      VMREPL_RETURN_IF_ERROR(r_.put_relationship(*vm, nr));
-      json data;
-      data["applied_blocks"] = applied;
-      return ch_->send(proto::Ack{end->seq, 0, "", data.dump()});
+      return Status::OK();
     } else {
       apply.abort();
       return Status::InvalidParameter("unexpected message '" + std::string(proto::message_type(*m)) + "' inside a cycle");

@@ -36,11 +36,35 @@ class ReplicaSession {
   Status handle_cycle(const protocol::CycleBegin& m);
   Result<std::string> handle_request(const protocol::Request& m);
   Result<VmRef> replica_vm(const Guid& id, bool for_cycle);
+  // Receives the batches of cycle `b` into a new apply on `store`, updating `idx`; at the end
+  // checks every disk's root against the primary's and commits the point. Any failure
+  // rolls the apply back.
+  struct CycleResult {
+    CommitInfo info;
+    uint64_t applied = 0;
+    uint64_t end_seq = 0;
+  };
+  Status receive_cycle(const protocol::CycleBegin& b, const VmRecord& rec, ReplicaStore& store,
+                       std::vector<BlockIndex>& idx, RecoveryPointType type, CycleResult& res);
+
+  // The old primary's side of a reverse (reverse_session.cpp).
+  struct ReverseCtx;
+  Result<std::string> reverse_request(const protocol::Request& m);
+  Status reverse_cycle(const protocol::CycleBegin& b);
+  Status reverse_prepare(const VmRef& vm, const protocol::CycleBegin& b, std::vector<BlockIndex>& idx);
+  void session_ended();
+  Guid reverse_vm() const;
 
   Replicator& r_;
   std::shared_ptr<Channel> ch_;
   std::string primary_host_;
+  uint16_t primary_port_ = 0;  // the peer's own listener, from its hello
+  // Admitted only as the peer of a relationship here (no authorization entry): status and
+  // reverse-outcome questions only.
+  bool limited_ = false;
+  Status limited_reason_;
   AuthorizationSettingData entry_;
+  std::shared_ptr<ReverseCtx> rev_;
 };
 
 }  // namespace vmrepl

@@ -16,6 +16,7 @@
 #include "core/blocks/unique_fd.h"
 #include "core/blocks/zero.h"
 #include "core/model/cim_datetime.h"
+#include "core/engine/engine_detail.h"
 #include "core/engine/replica_session.h"
 #include "core/protocol/block_batch.h"
 #include "core/settings/json.h"
@@ -24,40 +25,18 @@ namespace vmrepl {
 
 using json = nlohmann::json;
 namespace proto = protocol;
+using engine_detail::call;
+using engine_detail::fetch_index;
+using engine_detail::mkdirs;
+using engine_detail::mode_text;
+using engine_detail::now_us;
+using engine_detail::state_text;
 
 namespace {
 
 constexpr std::string_view kLocationsKey = "replica_locations";
 constexpr size_t kBlocksPerBatch = 64;
 
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string state_text(ReplicationState s) {
-  return std::to_string(to_number(s)) + " (" + std::string(to_string(s)) + ")";
-}
-
-std::string mode_text(ReplicationMode m) {
-  return std::to_string(to_number(m)) + " (" + std::string(to_string(m)) + ")";
-}
-
-Status mkdirs(const std::string& path) {
-  std::string cur;
-  for (size_t i = 1; i <= path.size(); ++i) {
-    if (i == path.size() || path[i] == '/') {
-      cur = path.substr(0, i);
-      if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST)
-        return Status::Failed("cannot create " + cur + ": " + std::strerror(errno));
-    }
-  }
-  return Status::OK();
-}
-
-std::string acked_index_path(const VmRecord& vm, uint32_t disk) {
-  return Replicator::primary_folder(vm) + "/acked-disk" + std::to_string(disk) + ".idx";
-}
 
 struct TimerTag {
   Replicator* r;
@@ -71,29 +50,29 @@ void close_timer(uv_handle_t* h) {
 
 }  // namespace
 
-// What a job's work sees: its cancellation and a way to report, from its own thread.
-struct Replicator::ThreadCtx {
-  Replicator* r;
-  JobContext ctx;
-  bool cancelled() const { return ctx.cancelled() || r->stopping_.load(); }
-  void phase(std::string p) const {
-    // VMREPL_TRACE=1 prints each phase with its time: where a job spends it.
-    static const bool trace = std::getenv("VMREPL_TRACE") != nullptr;
-    if (trace)
-      std::fprintf(stderr, "vmrepl: %.3f %s: %s\n", static_cast<double>(now_us() % 100000000) / 1e6,
-                   ctx.job()->name().c_str(), p.c_str());
-    auto c = ctx;
-    r->loop_.post([c, p = std::move(p)] { c.phase(p); });
-  }
-  void progress(uint64_t done, uint64_t total) const {
-    auto c = ctx;
-    r->loop_.post([c, done, total] { c.progress(done, total); });
-  }
-  void result(Property p) const {
-    auto c = ctx;
-    r->loop_.post([c, p = std::move(p)] { c.result(p); });
-  }
-};
+void Replicator::ThreadCtx::phase(std::string p) const {
+  // VMREPL_TRACE=1 prints each phase with its time: where a job spends it.
+  static const bool trace = std::getenv("VMREPL_TRACE") != nullptr;
+  if (trace)
+    std::fprintf(stderr, "vmrepl: %.3f %s: %s\n", static_cast<double>(now_us() % 100000000) / 1e6,
+                 ctx.job()->name().c_str(), p.c_str());
+  auto c = ctx;
+  r->loop_.post([c, p = std::move(p)] { c.phase(p); });
+}
+
+void Replicator::ThreadCtx::progress(uint64_t done, uint64_t total) const {
+  auto c = ctx;
+  r->loop_.post([c, done, total] { c.progress(done, total); });
+}
+
+void Replicator::ThreadCtx::result(Property p) const {
+  auto c = ctx;
+  r->loop_.post([c, p = std::move(p)] { c.result(p); });
+}
+
+std::string Replicator::acked_index_path(const VmRecord& vm, uint32_t disk) {
+  return primary_folder(vm) + "/acked-disk" + std::to_string(disk) + ".idx";
+}
 
 Replicator::Replicator(EventLoop& loop, JobManager& jobs, VmStore& main_store, ReplicatorOptions opts)
     : loop_(loop), jobs_(jobs), main_(main_store), opts_(std::move(opts)), service_id_(Guid::generate()) {}
@@ -139,6 +118,21 @@ Status Replicator::start() {
     for (const auto& r : *rels) {
       if (r.mode == ReplicationMode::Primary && r.state == ReplicationState::Replicating)
         arm_timer(r.vm_id, r.settings.ReplicationInterval);
+      // A reverse this host was preparing as the old primary: undone if it was not yet
+      // prepared; if it was, the new primary decides (asked in the background).
+      if (!r.reverse_json.empty()) {
+        auto vm = s->get(r.vm_id.to_string());
+        if (!vm) return vm.status();
+        VmRef ref{s, std::move(vm).value()};
+        auto rec = json::parse(r.reverse_json, nullptr, false);
+        if (!rec.is_discarded() && rec.value("phase", "") == "prepared") {
+          resolve_reverse_later(ref);
+        } else {
+          Status undone = reverse_revert(ref);
+          if (!undone.ok()) return undone.Annotate("undoing the unfinished reverse of " + r.vm_id.to_string());
+        }
+        continue;
+      }
       // Replica images are recovered now, not at the next cycle: an apply cut by a crash is
       // rolled back before anything can read the image.
       if (r.mode == ReplicationMode::Replica) {
@@ -200,6 +194,16 @@ Result<VmRef> Replicator::find_vm(std::string_view name_or_guid) {
     if (r.status().code() != Code::FileNotFound) return r.status();
   }
   return first;
+}
+
+bool Replicator::is_peer(const std::string& host) {
+  for (VmStore* s : stores()) {
+    auto rels = RelationshipTable(s->catalog()).list();
+    if (!rels) continue;
+    for (const auto& r : *rels)
+      if (r.peer_host == host) return true;
+  }
+  return false;
 }
 
 Result<std::optional<Relationship>> Replicator::relationship(const VmRef& vm) {
@@ -289,7 +293,10 @@ Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r)
                     sessions_.end());
     sessions_.push_back(*ch);
   }
-  VMREPL_RETURN_IF_ERROR((*ch)->send(proto::Hello{proto::kProtocolVersion, service_id_, opts_.host_name, {"cycles-v1"}, {}}));
+  std::vector<std::string> caps{"cycles-v1"};
+  // Our own listener, so a recovery server can reach us later (split-brain check, reverse).
+  if (uint16_t port = listen_port()) caps.push_back("listen-port:" + std::to_string(port));
+  VMREPL_RETURN_IF_ERROR((*ch)->send(proto::Hello{proto::kProtocolVersion, service_id_, opts_.host_name, caps, {}}));
   auto reply = (*ch)->expect<proto::HelloReply>(opts_.io_timeout);
   if (!reply) return reply.status();
   if (!reply->accepted)
@@ -299,53 +306,6 @@ Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r)
   return ch;
 }
 
-namespace {
-
-// A control call on an open channel: Request -> Response (code 0) -> body.
-Result<json> call(Channel& ch, uint64_t seq, std::string method, const json& body, std::chrono::milliseconds timeout) {
-  VMREPL_RETURN_IF_ERROR(ch.send(proto::Request{seq, method, body.dump()}));
-  auto resp = ch.expect<proto::Response>(timeout);
-  if (!resp) return resp.status();
-  if (resp->code != 0) return Status(static_cast<Code>(resp->code), resp->text);
-  if (resp->body_json.empty()) return json::object();
-  json j = json::parse(resp->body_json, nullptr, false);
-  if (j.is_discarded()) return Status::Failed("protocol: response to " + method + " is not JSON");
-  return j;
-}
-
-Result<BlockIndex> fetch_index(Channel& ch, uint64_t& seq, const Guid& vm, uint32_t disk, HashAlgorithm alg,
-                               uint32_t block_size, uint64_t disk_size, std::chrono::milliseconds timeout,
-                               bool rescan) {
-  auto idx = BlockIndex::create(alg, block_size, disk_size);
-  if (!idx) return idx.status();
-  const uint64_t n = idx->block_count();
-  const size_t hs = digest_size(alg);
-  for (uint64_t first = 0; first < n;) {
-    uint64_t count = std::min<uint64_t>(n - first, 100000);
-    auto r = call(ch, ++seq, "index",
-                  {{"vm_id", vm.to_string()}, {"disk", disk}, {"first", first}, {"count", count},
-                   {"rescan", rescan && first == 0}},
-                  timeout);
-    if (!r) return r.status();
-    std::string hex = r->value("entries", "");
-    if (hex.size() != count * (1 + hs) * 2) return Status::Failed("protocol: index reply of the wrong size");
-    auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-    for (uint64_t k = 0; k < count; ++k) {
-      const char* p = hex.data() + k * (1 + hs) * 2;
-      uint8_t flags = static_cast<uint8_t>(nib(p[0]) << 4 | nib(p[1]));
-      BlockHash h;
-      for (size_t b = 0; b < hs; ++b) h.bytes[b] = static_cast<uint8_t>(nib(p[2 + 2 * b]) << 4 | nib(p[3 + 2 * b]));
-      if (flags & BlockEntry::kZero)
-        idx->set_zero(first + k);
-      else
-        idx->set_data(first + k, h);
-    }
-    first += count;
-  }
-  return idx;
-}
-
-}  // namespace
 
 Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, ReplicationType rtype) {
   auto lock = vm_lock(vmref.vm.id);
@@ -412,7 +372,16 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
       if (f && armed) f->abort_cycle(e);
     }
   } abort_epoch{cf, fc.epoch};
-  const bool use_feed = cf && kind == CycleKind::Incremental && !fc.scan_required;
+  // After a reverse the replica already holds our last acknowledged point: an initial
+  // replication (network or seeded) then sends only what changed since.
+  bool from_common = false;
+  if (kind == CycleKind::Initial || kind == CycleKind::Seeded) {
+    from_common = rel.last_cycle > 0 && latest == rel.last_cycle;
+    for (uint32_t d = 0; d < nd && from_common; ++d)
+      from_common = ::access(acked_index_path(vm, d).c_str(), R_OK) == 0;
+    if (from_common) kind = CycleKind::Initial;
+  }
+  const bool use_feed = cf && (kind == CycleKind::Incremental || from_common) && !fc.scan_required;
 
   // What the replica holds (base) and what we hold now.
   std::vector<BlockIndex> base(nd), now(nd);
@@ -447,7 +416,11 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
     now[d] = std::move(scan).value();
     scanned += vm.disks[d].size_bytes;
     t.progress(scanned / 4, total_bytes);
-    if (kind == CycleKind::Initial) {
+    if (kind == CycleKind::Initial && from_common) {
+      auto b = BlockIndex::load(acked_index_path(vm, static_cast<uint32_t>(d)));
+      if (!b) return b.status();
+      base[d] = std::move(b).value();
+    } else if (kind == CycleKind::Initial) {
       auto z = BlockIndex::create(opts_.hash, bs, vm.disks[d].size_bytes);
       if (!z) return z.status();
       base[d] = std::move(z).value();
@@ -466,8 +439,9 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
     } else {
       // A resync compares the disks as they are: the replica re-reads its image rather than
       // trusting its saved index (something may have written to it).
-      auto b = fetch_index(ch, seq, vm.id, static_cast<uint32_t>(d), opts_.hash, bs, vm.disks[d].size_bytes,
-                           opts_.io_timeout * 20, kind == CycleKind::Resync);
+      auto b = fetch_index(ch, seq, "index",
+                           {{"vm_id", vm.id.to_string()}, {"disk", d}, {"rescan", kind == CycleKind::Resync}},
+                           opts_.hash, bs, vm.disks[d].size_bytes, opts_.io_timeout * 20);
       if (!b) return b.status().Annotate("index of the replica's disk " + std::to_string(d));
       base[d] = std::move(b).value();
     }
@@ -485,66 +459,18 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   begin.cycle_id = cycle_id;
   begin.point_type = to_number(rtype == ReplicationType::Planned ? RecoveryPointType::PlannedFailover
                                                                  : RecoveryPointType::Standard);
-  begin.full = kind != CycleKind::Incremental;
+  begin.full = kind != CycleKind::Incremental && !from_common;
   for (const auto& d : vm.disks) begin.disk_sizes.push_back(d.size_bytes);
   begin.block_size = bs;
   begin.compression = compress;
   begin.zstd_level = opts_.zstd_level;
   VMREPL_RETURN_IF_ERROR(ch.send(begin));
 
-  uint64_t to_send = 0;
-  for (const auto& c : candidates) to_send += c.size() * bs;
-  uint64_t sent_blocks = 0, sent_data = 0, done_bytes = 0;
-  DiskBlockSets sent_sets(nd);
-  std::vector<uint8_t> buf;
-  for (size_t d = 0; d < nd; ++d) {
-    UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) return Status::Failed("cannot open " + vm.disks[d].path + ": " + std::strerror(errno));
-    const proto::BatchGeometry geo{vm.disks[d].size_bytes, bs};
-    const auto& cand = candidates[d];
-    for (size_t i = 0; i < cand.size(); i += kBlocksPerBatch) {
-      if (t.cancelled()) return Status::Failed("cycle cancelled");
-      proto::BlockBatch batch;
-      batch.seq = ++seq;
-      batch.vm_id = vm.id;
-      batch.cycle_id = cycle_id;
-      batch.disk = static_cast<uint32_t>(d);
-      buf.clear();
-      for (size_t k = i; k < std::min(cand.size(), i + kBlocksPerBatch); ++k) {
-        uint64_t b = cand[k];
-        uint32_t len = now[d].block_length(b);
-        size_t at = buf.size();
-        buf.resize(at + len);
-        std::span<std::byte> bytes(reinterpret_cast<std::byte*>(buf.data() + at), len);
-        Status rd = pread_full(fd.get(), bytes, now[d].block_offset(b));
-        if (!rd.ok()) return rd.Annotate("reading block " + std::to_string(b) + " of disk " + std::to_string(d));
-        // The hash of what is sent is what the replica will compute: the roots agree even if
-        // the disk changed since the scan.
-        now[d].set_from_bytes(b, bytes);
-        if (now[d].entry(b) == base[d].entry(b)) {
-          buf.resize(at);
-          continue;
-        }
-        if (now[d].entry(b).is_zero()) {
-          buf.resize(at);
-          batch.zero_blocks.push_back(b);
-        } else {
-          batch.data_blocks.push_back(b);
-        }
-        sent_sets[d].insert(b, 1);
-      }
-      done_bytes += std::min<uint64_t>(kBlocksPerBatch, cand.size() - i) * bs;
-      if (batch.zero_blocks.empty() && batch.data_blocks.empty()) continue;
-      sent_blocks += batch.zero_blocks.size() + batch.data_blocks.size();
-      sent_data += buf.size();
-      auto built = proto::build_batch(std::move(batch), std::move(buf), geo, {compress, opts_.zstd_level});
-      buf = {};
-      if (!built) return built.status();
-      VMREPL_RETURN_IF_ERROR(ch.send(*built));
-      t.progress(total_bytes / 4 + (to_send ? done_bytes * 3 / 4 * (total_bytes / std::max<uint64_t>(to_send, 1)) : 0),
-                 total_bytes);
-    }
-  }
+  SendPlan plan{vm, cycle_id, compress, &base, total_bytes / 4, total_bytes};
+  SendTally tally(nd);
+  VMREPL_RETURN_IF_ERROR(send_blocks(t, ch, seq, plan, now, candidates, tally));
+  const uint64_t sent_blocks = tally.blocks, sent_data = tally.data_bytes;
+  DiskBlockSets& sent_sets = tally.sets;
   proto::CycleEnd end;
   end.seq = ++seq;
   end.vm_id = vm.id;
@@ -578,6 +504,7 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   const uint64_t wire = ch.bytes_sent() + ch.bytes_received();
   const int64_t finished = now_us();
   rel.last_cycle = cycle_id;
+  rel.reverse_commit_pending = false;  // the old primary took this cycle: it knows
   rel.state = ReplicationState::Replicating;
   rel.health = ReplicationHealth::Ok;
   rel.health_text.clear();
@@ -603,6 +530,68 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   for (const auto& r : end.disk_roots) roots.emplace_back(r.to_hex(opts_.hash));
   t.result(Property{"DiskMerkleRoots", CimType::String, true, std::move(roots)});
   ch.close(Status::OK());
+  return Status::OK();
+}
+
+Status Replicator::send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan,
+                               std::vector<BlockIndex>& now, const std::vector<std::vector<uint64_t>>& candidates,
+                               SendTally& tally) {
+  const VmRecord& vm = plan.vm;
+  const uint32_t bs = opts_.block_size;
+  uint64_t to_send = 0;
+  for (const auto& c : candidates) to_send += c.size() * bs;
+  uint64_t done_bytes = 0;
+  std::vector<uint8_t> buf;
+  for (size_t d = 0; d < vm.disks.size(); ++d) {
+    UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return Status::Failed("cannot open " + vm.disks[d].path + ": " + std::strerror(errno));
+    const proto::BatchGeometry geo{vm.disks[d].size_bytes, bs};
+    const auto& cand = candidates[d];
+    for (size_t i = 0; i < cand.size(); i += kBlocksPerBatch) {
+      if (t.cancelled()) return Status::Failed("cancelled");
+      proto::BlockBatch batch;
+      batch.seq = ++seq;
+      batch.vm_id = vm.id;
+      batch.cycle_id = plan.cycle_id;
+      batch.disk = static_cast<uint32_t>(d);
+      buf.clear();
+      for (size_t k = i; k < std::min(cand.size(), i + kBlocksPerBatch); ++k) {
+        uint64_t b = cand[k];
+        uint32_t len = now[d].block_length(b);
+        size_t at = buf.size();
+        buf.resize(at + len);
+        std::span<std::byte> bytes(reinterpret_cast<std::byte*>(buf.data() + at), len);
+        Status rd = pread_full(fd.get(), bytes, now[d].block_offset(b));
+        if (!rd.ok()) return rd.Annotate("reading block " + std::to_string(b) + " of disk " + std::to_string(d));
+        // The hash of what is sent is what the replica will compute: the roots agree even if
+        // the disk changed since the scan.
+        now[d].set_from_bytes(b, bytes);
+        // Without a base (the receiver's content is unknown) every candidate is sent.
+        if (plan.base && now[d].entry(b) == (*plan.base)[d].entry(b)) {
+          buf.resize(at);
+          continue;
+        }
+        if (now[d].entry(b).is_zero()) {
+          buf.resize(at);
+          batch.zero_blocks.push_back(b);
+        } else {
+          batch.data_blocks.push_back(b);
+        }
+        tally.sets[d].insert(b, 1);
+      }
+      done_bytes += std::min<uint64_t>(kBlocksPerBatch, cand.size() - i) * bs;
+      if (batch.zero_blocks.empty() && batch.data_blocks.empty()) continue;
+      tally.blocks += batch.zero_blocks.size() + batch.data_blocks.size();
+      tally.data_bytes += buf.size();
+      auto built = proto::build_batch(std::move(batch), std::move(buf), geo, {plan.compress, opts_.zstd_level});
+      buf = {};
+      if (!built) return built.status();
+      VMREPL_RETURN_IF_ERROR(ch.send(*built));
+      const uint64_t span = plan.progress_total - plan.progress_base;
+      const double frac = to_send ? static_cast<double>(done_bytes) / static_cast<double>(to_send) : 0.0;
+      t.progress(plan.progress_base + static_cast<uint64_t>(static_cast<double>(span) * frac), plan.progress_total);
+    }
+  }
   return Status::OK();
 }
 
@@ -767,13 +756,16 @@ Result<std::shared_ptr<Job>> Replicator::request_replication_state_change(const 
   } else if (requested == to_number(RequestedReplicationState::Ready)) {
     return Status::InvalidState("RequestedState 1 (Ready) is not a transition a client can ask for (VM " + vm.vm.name +
                                 " is in ReplicationState " + state_text(rel.state) + ")");
-  } else if (requested == to_number(RequestedReplicationState::WaitingToCompleteInitialReplication) ||
-             requested == to_number(RequestedReplicationState::SyncedReplicationComplete) ||
-             requested == to_number(RequestedReplicationState::CancelResynchronize)) {
-    // Prepare for planned failover (4), "make replica" (2) and cancel-resync (9) come with the
-    // failover work; until then they are refused as what they are: not available.
-    return Status::NotSupported("RequestedState " + std::to_string(requested) +
-                                " (prepare for failover / make replica / cancel resync) is not available in this build");
+  } else if (requested == to_number(RequestedReplicationState::SyncedReplicationComplete)) {
+    return prepare_failover(vm);
+  } else if (requested == to_number(RequestedReplicationState::WaitingToCompleteInitialReplication)) {
+    return make_replica(vm);
+  } else if (requested == to_number(RequestedReplicationState::CancelResynchronize)) {
+    if (rel.state != RS::Resynchronizing && rel.state != RS::ResynchronizationSuspended)
+      return wrong_state(vm.vm, rel, "cancel resynchronize (9) needs state 10 or 11");
+    // A running resync job is cancelled through its own job (RequestStateChange 4), which
+    // rolls the replica back; this leaves the relationship waiting for a resync.
+    rel.state = RS::WaitingToStartResynchronization;
   } else {
     return Status::InvalidParameter("RequestedState " + std::to_string(requested) +
                                     " is not a replication state (1, 2, 3, 4, 7 or 9)");

@@ -74,6 +74,8 @@ class Replicator {
   std::vector<VmStore*> stores();
   // Looks a VM up in every store by GUID or name.
   Result<VmRef> find_vm(std::string_view name_or_guid);
+  // Whether `host` is the other side of a relationship here.
+  bool is_peer(const std::string& host);
   Result<std::optional<Relationship>> relationship(const VmRef& vm);
   Status put_relationship(const VmRef& vm, const Relationship& r);
 
@@ -88,6 +90,28 @@ class Replicator {
   Result<std::shared_ptr<Job>> test_connection(const std::string& point, uint16_t port, uint16_t auth_type);
   Result<Instance> statistics(const VmRef& vm);
   Result<std::vector<Instance>> recovery_points(const VmRef& vm);
+
+  // ---- failover and reverse (spec §8-10; failover.cpp) ----
+  // RequestReplicationStateChange(4) on a primary: VM off, state 3; a final cycle recorded as
+  // a PlannedFailover point, then state 4 with the VM locked against starting (JobType 100).
+  Result<std::shared_ptr<Job>> prepare_failover(const VmRef& vm);
+  // RequestReplicationStateChange(2) on an old primary after an unplanned failover: VM off;
+  // mode 1 -> mode 2, state 2. What it last replicated stays: the reverse starts from it.
+  Result<std::shared_ptr<Job>> make_replica(const VmRef& vm);
+  // Replica: materializes point `point` (0 = the latest) as the VM's disks; 12 -> 5.
+  Result<std::shared_ptr<Job>> initiate_failover(const VmRef& vm, uint64_t point);
+  // Primary in 4: back to 3. Replica in 5: the failover disks are dropped; back to 3.
+  Result<std::shared_ptr<Job>> revert_failover(const VmRef& vm);
+  // Replica in 5: the failover point becomes the only one; 6.
+  Result<std::shared_ptr<Job>> commit_failover(const VmRef& vm);
+  // Replica in 3 or 7: a separate VM "<name> - Test" (mode 3) from a point, replication goes
+  // on. The job's ResultingSystem property names it.
+  Result<std::shared_ptr<Job>> test_replica_system(const VmRef& vm, uint64_t point);
+  // Before DestroySystem of a test VM: its replica forgets it.
+  Status forget_test_system(const VmRef& test_vm);
+  // On the failed-over replica (mode 2, state 5 or 6): the old primary becomes its replica,
+  // sent only the blocks that differ (spec §9). `rsd` is already validated by the caller.
+  Result<std::shared_ptr<Job>> reverse(const VmRef& vm, const ReplicationSettingData& rsd, bool verify_full);
 
   // Replica side: the store of a replica VM (opened and recovered on first use).
   Result<ReplicaStore*> replica_store(const VmRef& vm);
@@ -106,10 +130,20 @@ class Replicator {
   // <vm folder>/repl (primary side).
   static std::string replica_folder(const VmRecord& vm) { return vm.folder + "/replica"; }
   static std::string primary_folder(const VmRecord& vm) { return vm.folder + "/repl"; }
+  // Primary side: the index of what the replica holds (the last acknowledged point).
+  static std::string acked_index_path(const VmRecord& vm, uint32_t disk);
 
  private:
   friend class ReplicaSession;
-  struct ThreadCtx;
+  // What a job's work sees: its cancellation and a way to report, from its own thread.
+  struct ThreadCtx {
+    Replicator* r;
+    JobContext ctx;
+    bool cancelled() const { return ctx.cancelled() || r->stopping_.load(); }
+    void phase(std::string p) const;
+    void progress(uint64_t done, uint64_t total) const;
+    void result(Property p) const;
+  };
   using Work = std::function<Status(ThreadCtx&)>;
 
   std::shared_ptr<Job> spawn_job(JobType type, std::string name, bool cancellable, Work work);
@@ -121,6 +155,35 @@ class Replicator {
   Status hello(Channel& ch);
   enum class CycleKind { Initial, Seeded, Incremental, Resync };
   Status run_cycle(ThreadCtx& t, VmRef vm, CycleKind kind, ReplicationType rtype);
+  // What send_blocks sends: the candidates' current bytes, skipping those equal to `base`
+  // (every candidate when base is null).
+  struct SendPlan {
+    const VmRecord& vm;
+    uint64_t cycle_id = 0;
+    bool compress = false;
+    const std::vector<BlockIndex>* base = nullptr;
+    uint64_t progress_base = 0, progress_total = 0;
+  };
+  struct SendTally {
+    explicit SendTally(size_t disks) : sets(disks) {}
+    uint64_t blocks = 0, data_bytes = 0;
+    DiskBlockSets sets;  // what was sent
+  };
+  Status send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan, std::vector<BlockIndex>& now,
+                     const std::vector<std::vector<uint64_t>>& candidates, SendTally& tally);
+
+  // Failover internals (failover.cpp).
+  struct ReverseRun;
+  Status run_reverse(ThreadCtx& t, VmRef vm, const ReplicationSettingData& rsd, bool verify_full, bool force_merkle,
+                     ReverseRun& out);
+  // The index of the disks as materialized by the failover (the common point, new primary).
+  static std::string failover_index_path(const VmRecord& vm, uint32_t disk);
+  // Old primary: finishes or undoes a reverse it prepared (see failover.cpp).
+  Status reverse_finalize(const VmRef& vm, uint64_t cycle);
+  Status reverse_revert(const VmRef& vm);
+  void resolve_reverse_later(const VmRef& vm);
+  Status primary_vm_running_elsewhere(const VmRecord& vm, const Relationship& rel);
+  Status drop_primary_tracking(const VmRef& vm);
   void arm_timer(const Guid& vm_id, int64_t interval_s);
   void disarm_timer(const Guid& vm_id);
   void on_timer(const Guid& vm_id);

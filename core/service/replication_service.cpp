@@ -163,7 +163,9 @@ Status ReplicationService::destroy_system(std::string_view cs) {
     return Status::SystemInUse("VM " + vm->vm.name + " is running (EnabledState 2); turn it off first");
   auto rel = replicator_->relationship(*vm);
   if (!rel) return rel.status();
-  if (*rel && (*rel)->mode != ReplicationMode::None)
+  // A test VM (mode 3) goes with DestroySystem: its replica may make another one.
+  if (*rel && (*rel)->mode == ReplicationMode::TestReplica) VMREPL_RETURN_IF_ERROR(replicator_->forget_test_system(*vm));
+  else if (*rel && (*rel)->mode != ReplicationMode::None)
     return Status::InvalidState("VM " + vm->vm.name + " has a replication relationship (mode " +
                                 std::to_string(to_number((*rel)->mode)) + "); remove it first");
   return vm->store->remove(vm->vm.id.to_string());
@@ -175,6 +177,26 @@ Status ReplicationService::request_state_change(std::string_view cs, uint16_t re
                                     " is not supported for a VM (2 running, 3 off)");
   auto vm = resolve(cs);
   if (!vm) return vm.status();
+  if (requested == to_number(EnabledState::Enabled)) {
+    auto rel = replicator_->relationship(*vm);
+    if (!rel) return rel.status();
+    if (*rel) {
+      const Relationship& r = **rel;
+      // One running copy: a prepared primary, a replica not failed over and an old primary
+      // in the middle of a reverse stay off.
+      if (!r.reverse_json.empty())
+        return Status::InvalidState("VM " + vm->vm.name + " is becoming the replica of " + r.peer_host +
+                                    " (a reverse is under way); it cannot start");
+      if (r.mode == ReplicationMode::Primary && r.state == ReplicationState::SyncedReplicationComplete)
+        return Status::InvalidState("VM " + vm->vm.name +
+                                    " is prepared for a planned failover (ReplicationState 4); RevertFailover first");
+      if (r.mode == ReplicationMode::Replica && r.state != ReplicationState::Recovered &&
+          r.state != ReplicationState::Committed)
+        return Status::InvalidState("VM " + vm->vm.name + " is a replica in ReplicationState " +
+                                    std::to_string(to_number(r.state)) + " (" + std::string(to_string(r.state)) +
+                                    "); it starts only after InitiateFailover (5 or 6)");
+    }
+  }
   return vm->store->set_enabled_state(vm->vm.id, requested);
 }
 
@@ -276,6 +298,101 @@ Result<std::shared_ptr<Job>> ReplicationService::request_replication_state_chang
   auto vm = resolve(cs);
   if (!vm) return vm.status();
   return replicator_->request_replication_state_change(*vm, requested);
+}
+
+namespace {
+
+// A recovery point reference: "...\RP\<seq>" (InstanceID or an object path holding it, with
+// backslashes possibly doubled) or the bare number. 0 = the latest.
+Result<uint64_t> parse_point(std::string_view ref) {
+  if (ref.empty()) return uint64_t{0};
+  size_t at = ref.rfind("RP");
+  std::string_view digits = at == std::string_view::npos ? ref : ref.substr(at + 2);
+  while (!digits.empty() && digits.front() == '\\') digits.remove_prefix(1);
+  while (!digits.empty() && (digits.back() == '"' || digits.back() == '\\')) digits.remove_suffix(1);
+  uint64_t v = 0;
+  if (digits.empty() || digits.size() > 18) return Status::InvalidParameter("SnapshotSettingData: not a recovery point reference");
+  for (char c : digits) {
+    if (c < '0' || c > '9') return Status::InvalidParameter("SnapshotSettingData: not a recovery point reference");
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v == 0) return Status::InvalidParameter("SnapshotSettingData: recovery point 0 does not exist");
+  return v;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Job>> ReplicationService::initiate_failover(std::string_view cs, std::string_view snapshot) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  auto p = parse_point(snapshot);
+  if (!p) return p.status();
+  return replicator_->initiate_failover(*vm, *p);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::revert_failover(std::string_view cs) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->revert_failover(*vm);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::commit_failover(std::string_view cs) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->commit_failover(*vm);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::test_replica_system(std::string_view cs, std::string_view snapshot) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  auto p = parse_point(snapshot);
+  if (!p) return p.status();
+  return replicator_->test_replica_system(*vm, *p);
+}
+
+Result<std::shared_ptr<Job>> ReplicationService::reverse_replication_relationship(std::string_view cs,
+                                                                                  std::string_view setting_data,
+                                                                                  bool verify_full) {
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  auto relr = replicator_->relationship(*vm);
+  if (!relr) return relr.status();
+  const ReplicationMode mode = *relr ? (*relr)->mode : ReplicationMode::None;
+  if (mode != ReplicationMode::Replica)
+    return Status::InvalidState("VM " + vm->vm.name + " is in ReplicationMode " + std::to_string(to_number(mode)) + " (" +
+                                std::string(to_string(mode)) + "); ReverseReplicationRelationship needs a replica (mode 2)");
+  const Relationship& rel = **relr;
+  if (rel.state != ReplicationState::Recovered && rel.state != ReplicationState::Committed)
+    return Status::InvalidState("VM " + vm->vm.name + " is in ReplicationState " + std::to_string(to_number(rel.state)) +
+                                " (" + std::string(to_string(rel.state)) +
+                                "); ReverseReplicationRelationship needs 5 (Recovered) or 6 (Committed)");
+  auto rsd = parse_rsd(setting_data);
+  if (!rsd) return rsd.status();
+  if (rsd->InstanceID && !rsd->InstanceID->empty() && rel.settings.InstanceID && *rsd->InstanceID != *rel.settings.InstanceID)
+    return Status::InvalidParameter("InstanceID: " + printable(*rsd->InstanceID) + " is not this VM's setting data (" +
+                                    *rel.settings.InstanceID + ")");
+  if (rsd->VirtualSystemIdentifier && !rsd->VirtualSystemIdentifier->empty() &&
+      *rsd->VirtualSystemIdentifier != vm->vm.id.to_string())
+    return Status::InvalidParameter("VirtualSystemIdentifier: " + printable(*rsd->VirtualSystemIdentifier) + " is not VM " +
+                                    vm->vm.id.to_string());
+  VMREPL_RETURN_IF_ERROR(rsd->validate());
+  if (!rsd->RecoveryConnectionPoint || rsd->RecoveryConnectionPoint->empty())
+    return Status::InvalidParameter("RecoveryConnectionPoint: must name the old primary (" + rel.peer_host + ")");
+  if (*rsd->RecoveryConnectionPoint != rel.peer_host)
+    return Status::InvalidParameter("RecoveryConnectionPoint: " + printable(*rsd->RecoveryConnectionPoint) +
+                                    " is not the old primary of VM " + vm->vm.name + " (" + rel.peer_host + ")");
+  if (rsd->RecoveryServerPortNumber == 0)
+    return Status::InvalidParameter("RecoveryServerPortNumber: must not be 0");
+  if (rsd->AuthenticationType && *rsd->AuthenticationType == 2) {
+    if (!rsd->CertificateThumbPrint || rsd->CertificateThumbPrint->empty())
+      return Status::InvalidParameter("CertificateThumbPrint: required with AuthenticationType 2 (certificate)");
+    return Status::NotSupported("AuthenticationType 2 (certificate) needs TLS between the services, which this "
+                                "build does not have yet; use 1");
+  }
+  if (rsd->IncludedDisks && (rel.settings.IncludedDisks ? *rsd->IncludedDisks != *rel.settings.IncludedDisks
+                                                        : !rsd->IncludedDisks->empty()))
+    return Status::InvalidParameter("IncludedDisks: the replicated disks cannot change in a reverse");
+  return replicator_->reverse(*vm, *rsd, verify_full);
 }
 
 Result<std::shared_ptr<Job>> ReplicationService::resynchronize(std::string_view cs, std::string_view start_time) {

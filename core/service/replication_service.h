@@ -64,6 +64,18 @@ class ReplicationService {
   Result<std::shared_ptr<Job>> replicate_now(std::string_view cs);
   Result<std::shared_ptr<Job>> test_replication_connection(std::string_view point, uint16_t port, uint16_t auth_type,
                                                            std::string_view thumbprint);
+  // ---- failover and reverse (spec §8-10) ----
+  // `snapshot`: a recovery point (its InstanceID "Microsoft:<GUID>\RP\<seq>", an object path
+  // holding it, or the bare sequence number); empty = the latest.
+  Result<std::shared_ptr<Job>> initiate_failover(std::string_view cs, std::string_view snapshot);
+  Result<std::shared_ptr<Job>> revert_failover(std::string_view cs);
+  Result<std::shared_ptr<Job>> commit_failover(std::string_view cs);
+  Result<std::shared_ptr<Job>> test_replica_system(std::string_view cs, std::string_view snapshot);
+  // Validates everything it can at once (mode, state, setting data) and answers the code;
+  // the job (JobType 104) does the rest. verify_full: both sides re-read and re-hash their
+  // disks before the commit instead of trusting their maintained indexes alone.
+  Result<std::shared_ptr<Job>> reverse_replication_relationship(std::string_view cs, std::string_view setting_data,
+                                                               bool verify_full = false);
   Result<Instance> get_replication_statistics(std::string_view cs);
   Result<Instance> get_replication_settings(std::string_view cs);
   Result<std::vector<Instance>> list_recovery_points(std::string_view cs);

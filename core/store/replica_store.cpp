@@ -519,6 +519,14 @@ Status ReplicaStore::drop_points_except(uint64_t seq) {
   return remove_logs(files);
 }
 
+Status ReplicaStore::forget(Catalog& catalog, const Guid& vm_id) {
+  const std::string vm = vm_id.to_string();
+  return catalog.transact([&](Db& db) -> Status {
+    VMREPL_RETURN_IF_ERROR(run(db, "DELETE FROM recovery_points WHERE vm_id = ?1", vm));
+    return run(db, "DELETE FROM replica_images WHERE vm_id = ?1", vm);
+  });
+}
+
 Status ReplicaStore::reset() {
   VMREPL_RETURN_IF_ERROR(usable());
   Status txn = catalog_.transact([&](Db& db) -> Status {

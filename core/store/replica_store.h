@@ -187,6 +187,9 @@ class ReplicaStore {
   Status drop_points_except(uint64_t seq);
   // Drops every point and undo log; the image stays as it is (after a resync).
   Status reset();
+  // Forgets a replica altogether: its catalog rows (points and image_seq) in one transaction.
+  // The caller deletes the folder's files afterwards; a store must not be open for the VM.
+  static Status forget(Catalog& catalog, const Guid& vm_id);
 
   // The seq of the newest apply wholly in the image: the latest point's seq, or after reset()
   // the seq the dropped points had reached. The next apply must be above it.

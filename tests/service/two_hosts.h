@@ -1,0 +1,118 @@
+// Two services on 127.0.0.1 for the replication and failover tests: A (hv-a) replicates to
+// B (hv-b); with symmetric() each also admits the other as a primary, as a reverse needs.
+#pragma once
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "core/service/replication_service.h"
+
+namespace vmrepl::test {
+
+namespace sfs = std::filesystem;
+using namespace std::chrono_literals;
+
+inline void sh(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  BOOST_REQUIRE_MESSAGE(rc == 0, "command failed: " << cmd);
+}
+
+inline void gen(const std::string& args) { sh(std::string("/usr/bin/python3 ") + VMREPL_GEN_IMAGE + " " + args + " >/dev/null"); }
+
+inline std::string read_file(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+inline uint64_t allocated(const std::string& p) {
+  struct stat st {};
+  ::stat(p.c_str(), &st);
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+inline Instance wait_ok(Result<std::shared_ptr<Job>> r) {
+  BOOST_REQUIRE_MESSAGE(r.ok(), "method refused: " << r.status().ToString());
+  auto job = *r;
+  BOOST_REQUIRE(job->wait(600s).ok());
+  Instance snap = job->snapshot();
+  BOOST_REQUIRE_MESSAGE(to_number(job->state()) == 7,
+                        "job " << job->name() << " ended in " << to_number(job->state()) << ": "
+                               << job->outcome().ToString());
+  return snap;
+}
+
+inline Status wait_fail(Result<std::shared_ptr<Job>> r) {
+  BOOST_REQUIRE_MESSAGE(r.ok(), "method refused: " << r.status().ToString());
+  auto job = *r;
+  BOOST_REQUIRE(job->wait(600s).ok());
+  BOOST_REQUIRE(to_number(job->state()) == 10);
+  return job->outcome();
+}
+
+struct Hosts {
+  std::string dir;
+  std::unique_ptr<ReplicationService> a, b;
+  uint16_t port = 0;
+
+  Hosts() {
+    char tmpl[] = "/tmp/vmrepl-repl-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    b = open("hv-b", dir + "/b", "{\"hosts\": {\"hv-a\": \"127.0.0.1\"}}");
+    port = b->replicator().listen_port();
+    a = open("hv-a", dir + "/a", "{\"hosts\": {\"hv-b\": \"127.0.0.1\"}}");
+    wait_ok(b->modify_service_settings(
+        R"({"__CLASS": "Msvm_ReplicationServiceSettingData", "RecoveryServerEnabled": true, "AllowedAuthenticationType": 1})"));
+    wait_ok(b->add_authorization_entry(R"({"__CLASS": "Msvm_ReplicationAuthorizationSettingData", "AllowedPrimaryHostSystem": "hv-a", "TrustGroup": "DEFAULT", "ReplicaStorageLocation": ")" +
+                                       dir + "/b-replicas\"}"));
+  }
+  ~Hosts() {
+    a.reset();
+    b.reset();
+    sfs::remove_all(dir);
+  }
+  static std::unique_ptr<ReplicationService> open(const std::string& name, const std::string& root, const std::string& extra) {
+    auto o = ServiceOptions::from_json(extra);
+    BOOST_REQUIRE(o.ok());
+    o->host_name = name;
+    o->listen = "127.0.0.1:0";
+    auto s = ReplicationService::open(root, *o);
+    BOOST_REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+    return std::move(s).value();
+  }
+  std::string settings(int history = 3, bool compress = true) const {
+    return R"({"RecoveryConnectionPoint": "hv-b", "RecoveryServerPortNumber": )" + std::to_string(port) +
+           R"(, "AuthenticationType": 1, "ReplicationInterval": 300, "RecoveryHistory": )" + std::to_string(history) +
+           R"(, "CompressionEnabled": )" + (compress ? "true" : "false") + "}";
+  }
+  // Defines a VM on A whose disk holds `image` (copied sparse).
+  std::string define(const std::string& name, const std::string& image) {
+    uint64_t size = sfs::file_size(image);
+    auto vm = a->define_system(VmDefinition{name, std::nullopt, {size}});
+    BOOST_REQUIRE_MESSAGE(vm.ok(), vm.status().ToString());
+    sh("cp --sparse=always " + image + " " + *a->disk_path(name, 0));
+    return *vm->get_string("Name");
+  }
+  // A becomes a recovery server too, admitting hv-b: what a reverse needs of the old primary.
+  uint16_t symmetric() {
+    wait_ok(a->modify_service_settings(
+        R"({"__CLASS": "Msvm_ReplicationServiceSettingData", "RecoveryServerEnabled": true, "AllowedAuthenticationType": 1})"));
+    wait_ok(a->add_authorization_entry(R"({"__CLASS": "Msvm_ReplicationAuthorizationSettingData", "AllowedPrimaryHostSystem": "hv-b", "TrustGroup": "DEFAULT", "ReplicaStorageLocation": ")" +
+                                       dir + "/a\"}"));
+    return a->replicator().listen_port();
+  }
+  std::string primary_disk(const std::string& vm) { return *a->disk_path(vm, 0); }
+  std::string replica_image(const std::string& vm) {
+    auto ref = b->replicator().find_vm(vm);
+    BOOST_REQUIRE(ref.ok());
+    return Replicator::replica_folder(ref->vm) + "/disk0.img";
+  }
+};
+
+}  // namespace vmrepl::test
