@@ -597,6 +597,40 @@ VMR_EXTERN vmr_status vmr_request_replication_state_change(vmr_service* svc, con
   return job_call(svc, job, [&](ReplicationService& s) { return s.request_replication_state_change(cs, requested); });
 }
 
+VMR_EXTERN vmr_status vmr_initiate_failover(vmr_service* svc, const char* cs, const char* snapshot, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.initiate_failover(cs, sv(snapshot)); });
+}
+
+VMR_EXTERN vmr_status vmr_revert_failover(vmr_service* svc, const char* cs, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.revert_failover(cs); });
+}
+
+VMR_EXTERN vmr_status vmr_commit_failover(vmr_service* svc, const char* cs, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.commit_failover(cs); });
+}
+
+VMR_EXTERN vmr_status vmr_test_replica_system(vmr_service* svc, const char* cs, const char* snapshot, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  return job_call(svc, job, [&](ReplicationService& s) { return s.test_replica_system(cs, sv(snapshot)); });
+}
+
+VMR_EXTERN vmr_status vmr_reverse_replication_relationship_ex(vmr_service* svc, const char* cs, const char* sd,
+                                                              uint32_t flags, vmr_job** job) {
+  if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
+  if (flags & ~VMR_REVERSE_VERIFY_FULL) return fail(Code::InvalidParameter, "flags: unknown bits");
+  return job_call(svc, job, [&](ReplicationService& s) {
+    return s.reverse_replication_relationship(cs, sv(sd), (flags & VMR_REVERSE_VERIFY_FULL) != 0);
+  });
+}
+
+VMR_EXTERN vmr_status vmr_reverse_replication_relationship(vmr_service* svc, const char* cs, const char* sd,
+                                                           vmr_job** job) {
+  return vmr_reverse_replication_relationship_ex(svc, cs, sd, 0, job);
+}
+
 VMR_EXTERN vmr_status vmr_resynchronize(vmr_service* svc, const char* cs, const char* start_time, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
   return job_call(svc, job, [&](ReplicationService& s) { return s.resynchronize(cs, sv(start_time)); });

@@ -32,8 +32,9 @@ extern "C" {
 
 /* Bumped whenever functions are added (compatibly: nothing is ever removed or changed within
  * SOVERSION 1); a program built against N runs on a library whose vmr_abi_version() >= N.
- * 1: library, service, VMs, digest, jobs, instances. 2: replication, authorization, feed. */
-#define VMR_ABI_VERSION 2
+ * 1: library, service, VMs, digest, jobs, instances. 2: replication, authorization, feed.
+ * 3: failover, test failover, reverse. */
+#define VMR_ABI_VERSION 3
 
 typedef uint32_t vmr_status;
 
@@ -142,7 +143,9 @@ VMR_EXTERN vmr_status vmr_modify_replication_settings(vmr_service *svc, const ch
                                                       const char *setting_data, vmr_job **job);
 VMR_EXTERN vmr_status vmr_remove_replication_relationship(vmr_service *svc, const char *computer_system,
                                                           vmr_job **job);
-/* RequestReplicationStateChange: 7 suspend, 3 resume. */
+/* RequestReplicationStateChange: 7 suspend, 3 resume, 4 prepare a planned failover (primary,
+ * VM off: a final cycle, then the VM stays off), 2 make an old primary a replica after an
+ * unplanned failover (VM off), 9 cancel a resynchronization. */
 VMR_EXTERN vmr_status vmr_request_replication_state_change(vmr_service *svc, const char *computer_system,
                                                            uint16_t requested_state, vmr_job **job);
 /* Compares both sides' disks and sends only the blocks that differ (state 9 -> 10 -> 3). */
@@ -161,6 +164,37 @@ VMR_EXTERN vmr_status vmr_get_replication_settings(vmr_service *svc, const char 
                                                    vmr_instance **settings);
 /* Replica side: the recovery points (Msvm_VirtualSystemSettingData), oldest first. */
 VMR_EXTERN vmr_status vmr_list_recovery_points(vmr_service *svc, const char *computer_system, vmr_list **points);
+
+/* ---- failover and reverse (spec 8-10) -------------------------------------------------
+ * "snapshot": a recovery point (its InstanceID from vmr_list_recovery_points, or the bare
+ * sequence number); NULL or "" = the latest. */
+/* Replica, VM off: the point becomes the VM's disks (12 -> 5). Refused in the job (32774)
+ * while the primary is reachable and its VM runs. */
+VMR_EXTERN vmr_status vmr_initiate_failover(vmr_service *svc, const char *computer_system, const char *snapshot,
+                                            vmr_job **job);
+/* Replica in 5: the failover disks are dropped, replication goes on (3). Primary in 4: the
+ * prepared failover is cancelled (3). */
+VMR_EXTERN vmr_status vmr_revert_failover(vmr_service *svc, const char *computer_system, vmr_job **job);
+/* Replica in 5: the failover point becomes the only one (6). */
+VMR_EXTERN vmr_status vmr_commit_failover(vmr_service *svc, const char *computer_system, vmr_job **job);
+/* Replica in 3 or 7: a separate VM "<name> - Test" (mode 3) from a point while replication
+ * goes on; its GUID is the job's ResultingSystem property. Removed with vmr_destroy_system. */
+VMR_EXTERN vmr_status vmr_test_replica_system(vmr_service *svc, const char *computer_system, const char *snapshot,
+                                              vmr_job **job);
+/* On the failed-over replica (mode 2, state 5 or 6): the old primary, named by the setting
+ * data's RecoveryConnectionPoint and RecoveryServerPortNumber, becomes its replica and is sent
+ * only the blocks either side changed since their common point; both sides agree on the
+ * Merkle roots before either commits. Planned: this VM ends mode 1 state 3; unplanned: state 1,
+ * and vmr_start_replication then sends what changed since the reverse. Job properties:
+ * ChangeSource, CommonPoint, BlocksSent, DataBytesSent, WireBytes, DiskMerkleRoots... */
+VMR_EXTERN vmr_status vmr_reverse_replication_relationship(vmr_service *svc, const char *computer_system,
+                                                           const char *setting_data, vmr_job **job);
+/* The same with options: VMR_REVERSE_VERIFY_FULL re-reads and re-hashes both sides' disks
+ * before the commit. Unknown flag bits -> 32773. */
+#define VMR_REVERSE_VERIFY_FULL 1u
+VMR_EXTERN vmr_status vmr_reverse_replication_relationship_ex(vmr_service *svc, const char *computer_system,
+                                                              const char *setting_data, uint32_t flags,
+                                                              vmr_job **job);
 
 /* Recovery-server settings (Msvm_ReplicationServiceSettingData) and authorization entries
  * (Msvm_ReplicationAuthorizationSettingData), as CIM-XML, MOF or JSON text. */
