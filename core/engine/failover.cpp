@@ -25,6 +25,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -662,7 +663,14 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
   for (const auto& d : vm.disks) total += d.size_bytes;
   SendPlan plan{vm, cycle, cb.compression, merkle ? &a_now : nullptr, 0, total};
   SendTally tally(nd);
-  VMREPL_RETURN_IF_ERROR(send_blocks(t, ch, seq, plan, now, candidates, tally));
+  Status sent = send_blocks(t, ch, seq, plan, now, candidates, tally);
+  if (!sent.ok()) {
+    // Cancelled or failed midway: the old primary undoes the cycle when the stream breaks;
+    // wait for its answer so that, when this job ends, it is back in its prior state.
+    ch.send(proto::error_from(Status::Failed("reverse stopped by the new primary: " + sent.message())));
+    ch.recv(opts_.io_timeout);
+    return sent;
+  }
   proto::CycleEnd end;
   end.seq = ++seq;
   end.vm_id = vm.id;
@@ -870,15 +878,26 @@ void Replicator::resolve_reverse_later(const VmRef& vm) {
   VmRef ref = vm;
   spawn_thread([this, ref] {
     auto lock = vm_lock(ref.vm.id);
-    std::lock_guard<std::mutex> g(*lock);
-    auto r = relationship(ref);
-    if (!r || !*r || (*r)->reverse_json.empty()) return;
-    json rec = json::parse((*r)->reverse_json, nullptr, false);
-    if (rec.is_discarded() || rec.value("phase", "") != "prepared") return;
+    // The pending reverse, read under the VM's lock; the question to the new primary is asked
+    // without it (the new primary may be waiting on us), and the answer applied only if the
+    // record is still the same.
+    auto pending = [&]() -> std::optional<json> {
+      auto r = relationship(ref);
+      if (!r || !*r || (*r)->reverse_json.empty()) return std::nullopt;
+      json rec = json::parse((*r)->reverse_json, nullptr, false);
+      if (rec.is_discarded() || rec.value("phase", "") != "prepared") return std::nullopt;
+      return rec;
+    };
+    std::optional<json> rec;
+    {
+      std::lock_guard<std::mutex> g(*lock);
+      rec = pending();
+    }
+    if (!rec) return;
     Relationship probe;
-    probe.peer_host = rec.value("coordinator", "");
-    probe.peer_port = rec.value("port", uint16_t{0});
-    const uint64_t cycle = rec.value("cycle", uint64_t{0});
+    probe.peer_host = rec->value("coordinator", "");
+    probe.peer_port = rec->value("port", uint16_t{0});
+    const uint64_t cycle = rec->value("cycle", uint64_t{0});
     auto ch = connect_peer(probe);
     if (!ch) return;  // in doubt until the new primary calls again
     uint64_t seq = 0;
@@ -886,10 +905,36 @@ void Replicator::resolve_reverse_later(const VmRef& vm) {
     (*ch)->close(Status::OK());
     if (!o) return;
     const std::string outcome = o->value("outcome", "");
+    std::lock_guard<std::mutex> g(*lock);
+    auto now = pending();
+    if (!now || now->value("cycle", uint64_t{0}) != cycle) return;
     if (outcome == "committed")
       reverse_finalize(ref, cycle);
     else if (outcome == "aborted")
       reverse_revert(ref);
+  });
+}
+
+void Replicator::tell_reverse_committed(const VmRef& vm) {
+  VmRef ref = vm;
+  spawn_thread([this, ref] {
+    auto r = relationship(ref);
+    if (!r || !*r || !(*r)->reverse_commit_pending) return;
+    auto ch = connect_peer(**r);
+    if (!ch) return;  // the old primary asks us, or takes our next cycle as the answer
+    uint64_t seq = 0;
+    auto told = call(**ch, ++seq, "reverse_commit", {{"vm_id", ref.vm.id.to_string()}, {"cycle", (*r)->last_cycle}},
+                     opts_.io_timeout * 4);
+    (*ch)->close(Status::OK());
+    if (!told) return;
+    auto lock = vm_lock(ref.vm.id);
+    std::lock_guard<std::mutex> g(*lock);
+    auto cur = relationship(ref);
+    if (cur && *cur && (*cur)->reverse_commit_pending) {
+      Relationship rel = **cur;
+      rel.reverse_commit_pending = false;
+      put_relationship(ref, rel);
+    }
   });
 }
 

@@ -118,6 +118,10 @@ Status Replicator::start() {
     for (const auto& r : *rels) {
       if (r.mode == ReplicationMode::Primary && r.state == ReplicationState::Replicating)
         arm_timer(r.vm_id, r.settings.ReplicationInterval);
+      if (r.reverse_commit_pending) {
+        auto vm = s->get(r.vm_id.to_string());
+        if (vm) tell_reverse_committed(VmRef{s, std::move(vm).value()});
+      }
       // A reverse this host was preparing as the old primary: undone if it was not yet
       // prepared; if it was, the new primary decides (asked in the background).
       if (!r.reverse_json.empty()) {

@@ -182,6 +182,8 @@ class Replicator {
   Status reverse_finalize(const VmRef& vm, uint64_t cycle);
   Status reverse_revert(const VmRef& vm);
   void resolve_reverse_later(const VmRef& vm);
+  // New primary: tells the old primary a committed reverse it did not hear about.
+  void tell_reverse_committed(const VmRef& vm);
   Status primary_vm_running_elsewhere(const VmRecord& vm, const Relationship& rel);
   Status drop_primary_tracking(const VmRef& vm);
   void arm_timer(const Guid& vm_id, int64_t interval_s);

@@ -16,8 +16,11 @@
 #include "core/blocks/disk_scanner.h"
 #include "core/blocks/merkle.h"
 #include "core/service/replication_service.h"
+#include "tests/service/two_hosts.h"
 
 using namespace vmrepl;
+using vmrepl::test::HostProcess;
+using vmrepl::test::free_port;
 namespace sfs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -27,46 +30,6 @@ void sh(const std::string& cmd) {
   int rc = std::system(cmd.c_str());
   BOOST_REQUIRE_MESSAGE(rc == 0, "command failed: " << cmd);
 }
-
-uint16_t free_port() {
-  for (int p = 20000 + (getpid() % 20000);; ++p) {
-    std::string cmd = "! ss -ltn | grep -q ':" + std::to_string(p) + " '";
-    if (std::system(cmd.c_str()) == 0) return static_cast<uint16_t>(p);
-  }
-}
-
-struct HostProcess {
-  pid_t pid = -1;
-  void start(const std::string& root, uint16_t port, const std::string& location) {
-    int fds[2];
-    BOOST_REQUIRE(::pipe(fds) == 0);
-    pid = ::fork();
-    if (pid == 0) {
-      ::dup2(fds[1], 1);
-      ::close(fds[0]);
-      ::execl(VMREPL_TEST_HOST, VMREPL_TEST_HOST, root.c_str(), "hv-b", std::to_string(port).c_str(), "hv-a",
-              location.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    char buf[64] = {};
-    ssize_t n = ::read(fds[0], buf, sizeof buf - 1);
-    ::close(fds[0]);
-    BOOST_REQUIRE_MESSAGE(n > 0 && std::string(buf).rfind("ready", 0) == 0, "test host did not start");
-  }
-  void kill9() {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  void stop() {
-    if (pid < 0) return;
-    ::kill(pid, SIGTERM);
-    ::waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  ~HostProcess() { stop(); }
-};
 
 BlockHash image_root(const std::string& path) {
   auto idx = scan_file(path);
@@ -86,7 +49,7 @@ BOOST_AUTO_TEST_CASE(kill_9_of_the_replica_during_applies_leaves_a_committed_poi
   const std::string broot = dir + "/b", location = dir + "/b-replicas";
   const uint16_t port = free_port();
   HostProcess host;
-  host.start(broot, port, location);
+  host.start({broot, "hv-b", std::to_string(port), "hv-a", location});
 
   ServiceOptions o;
   o.host_name = "hv-a";
@@ -138,7 +101,7 @@ BOOST_AUTO_TEST_CASE(kill_9_of_the_replica_during_applies_leaves_a_committed_poi
       BOOST_TEST_REQUIRE((root == points->back().roots[0]), "trial " << t << ": image is not its latest point");
       BOOST_TEST_REQUIRE(primary_states.count(root.to_hex()) == 1u, "trial " << t << ": image is no primary state");
     }
-    host.start(broot, port, location);
+    host.start({broot, "hv-b", std::to_string(port), "hv-a", location});
   }
   BOOST_TEST_MESSAGE(killed_mid_apply << " of " << trials << " kills cut a cycle");
   BOOST_TEST(killed_mid_apply > 0);

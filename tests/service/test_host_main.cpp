@@ -1,8 +1,10 @@
 // A recovery server in a process of its own, for the crash tests: it can be killed with
 // SIGKILL at any moment of an apply, and restarted on the same root and port.
 //
-//   vmrepl_test_host ROOT HOST_NAME PORT PRIMARY_HOST STORAGE_LOCATION
-// Prints "ready <port>" on stdout once it accepts connections; SIGTERM stops it cleanly.
+//   vmrepl_test_host ROOT HOST_NAME PORT PRIMARY_HOST STORAGE_LOCATION [VM REVERSE_SETTINGS]
+// Prints "ready <port>" on stdout once it accepts connections; SIGTERM stops it cleanly. With
+// VM and REVERSE_SETTINGS it then runs ReverseReplicationRelationship on VM (to be killed
+// while it runs) and prints "reversed <JobState>" when the job ends.
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,8 +17,8 @@
 using namespace vmrepl;
 
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    std::fprintf(stderr, "usage: vmrepl_test_host ROOT HOST_NAME PORT PRIMARY_HOST STORAGE_LOCATION\n");
+  if (argc != 6 && argc != 8) {
+    std::fprintf(stderr, "usage: vmrepl_test_host ROOT HOST_NAME PORT PRIMARY_HOST STORAGE_LOCATION [VM SETTINGS]\n");
     return 2;
   }
   sigset_t set;
@@ -54,6 +56,16 @@ int main(int argc, char** argv) {
   }
   std::printf("ready %u\n", (*svc)->replicator().listen_port());
   std::fflush(stdout);
+  if (argc == 8) {
+    auto job = (*svc)->reverse_replication_relationship(argv[6], argv[7]);
+    if (!job) {
+      std::fprintf(stderr, "reverse: %s\n", job.status().ToString().c_str());
+      return 1;
+    }
+    (*job)->wait(std::chrono::milliseconds(-1));
+    std::printf("reversed %u\n", static_cast<unsigned>(to_number((*job)->state())));
+    std::fflush(stdout);
+  }
   int sig = 0;
   sigwait(&set, &sig);
   svc->reset();

@@ -2,7 +2,9 @@
 // B (hv-b); with symmetric() each also admits the other as a primary, as a reverse needs.
 #pragma once
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
@@ -11,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/service/replication_service.h"
 
@@ -77,18 +80,19 @@ struct Hosts {
     b.reset();
     sfs::remove_all(dir);
   }
-  static std::unique_ptr<ReplicationService> open(const std::string& name, const std::string& root, const std::string& extra) {
+  static std::unique_ptr<ReplicationService> open(const std::string& name, const std::string& root, const std::string& extra,
+                                                  uint16_t port = 0) {
     auto o = ServiceOptions::from_json(extra);
     BOOST_REQUIRE(o.ok());
     o->host_name = name;
-    o->listen = "127.0.0.1:0";
+    o->listen = "127.0.0.1:" + std::to_string(port);
     auto s = ReplicationService::open(root, *o);
     BOOST_REQUIRE_MESSAGE(s.ok(), s.status().ToString());
     return std::move(s).value();
   }
   std::string settings(int history = 3, bool compress = true) const {
     return R"({"RecoveryConnectionPoint": "hv-b", "RecoveryServerPortNumber": )" + std::to_string(port) +
-           R"(, "AuthenticationType": 1, "ReplicationInterval": 300, "RecoveryHistory": )" + std::to_string(history) +
+           R"(, "AuthenticationType": 1, "ReplicationInterval": 900, "RecoveryHistory": )" + std::to_string(history) +
            R"(, "CompressionEnabled": )" + (compress ? "true" : "false") + "}";
   }
   // Defines a VM on A whose disk holds `image` (copied sparse).
@@ -113,6 +117,51 @@ struct Hosts {
     BOOST_REQUIRE(ref.ok());
     return Replicator::replica_folder(ref->vm) + "/disk0.img";
   }
+};
+
+// A service in a process of its own (vmrepl_test_host), for kill -9.
+inline uint16_t free_port() {
+  for (int p = 20000 + (getpid() % 20000);; ++p) {
+    std::string cmd = "! ss -ltn | grep -q ':" + std::to_string(p) + " '";
+    if (std::system(cmd.c_str()) == 0) return static_cast<uint16_t>(p);
+  }
+}
+
+struct HostProcess {
+  pid_t pid = -1;
+  // vmrepl_test_host's arguments (see test_host_main.cpp); returns its first line.
+  std::string start(const std::vector<std::string>& args) {
+    int fds[2];
+    BOOST_REQUIRE(::pipe(fds) == 0);
+    pid = ::fork();
+    if (pid == 0) {
+      ::dup2(fds[1], 1);
+      ::close(fds[0]);
+      std::vector<char*> argv{const_cast<char*>(VMREPL_TEST_HOST)};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execv(VMREPL_TEST_HOST, argv.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    char buf[64] = {};
+    ssize_t n = ::read(fds[0], buf, sizeof buf - 1);
+    ::close(fds[0]);
+    BOOST_REQUIRE_MESSAGE(n > 0 && std::string(buf).rfind("ready", 0) == 0, "test host did not start");
+    return buf;
+  }
+  void kill9() {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+  void stop() {
+    if (pid < 0) return;
+    ::kill(pid, SIGTERM);
+    ::waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+  ~HostProcess() { stop(); }
 };
 
 }  // namespace vmrepl::test
