@@ -913,6 +913,38 @@ static const char *check_setting(lua_State *L, int arg) {
   return NULL;
 }
 
+/* "snapshot": a recovery point as an Instance of Msvm_VirtualSystemSettingData (from
+ * list_recovery_points; its InstanceID is used), its InstanceID string, its sequence number,
+ * or nil (NULL: the latest). A string made here is left on the stack. */
+static const char *opt_snapshot(lua_State *L, int arg) {
+  switch (lua_type(L, arg)) {
+    case LUA_TNONE:
+    case LUA_TNIL: return NULL;
+    case LUA_TSTRING: return lua_tostring(L, arg);
+    case LUA_TNUMBER:
+      return lua_pushfstring(L, "%I", (LUAI_UACINT)check_range(L, arg, 0, LUA_MAXINTEGER, "snapshot"));
+    default: break;
+  }
+  if (luaL_testudata(L, arg, INSTANCE_MT)) {
+    lua_getiuservalue(L, arg, 3);
+    const char *cls = lua_tostring(L, -1);
+    int is_point = cls && (strcmp(cls, "Msvm_VirtualSystemSettingData") == 0 ||
+                           strcmp(cls, "CIM_VirtualSystemSettingData") == 0);
+    lua_pop(L, 1);
+    if (!is_point)
+      luaL_argerror(L, arg,
+                    lua_pushfstring(L, "a recovery point (Msvm_VirtualSystemSettingData) is needed, not %s",
+                                    cls ? cls : "?"));
+    lua_getiuservalue(L, arg, 1);
+    lua_getfield(L, -1, "InstanceID");
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, arg, "the recovery point has no InstanceID");
+    lua_remove(L, -2); /* the values table; the string stays on the stack */
+    return lua_tostring(L, -1);
+  }
+  luaL_typeerror(L, arg, "recovery point (vmrepl.Instance, InstanceID or sequence number) or nil");
+  return NULL;
+}
+
 /* ---- jobs ----------------------------------------------------------------------------- */
 
 /* Jobs changed during the current vmr_service_dispatch() (C only: no Lua in callbacks). */
@@ -1347,7 +1379,9 @@ static int svc_start_replication(lua_State *L) {
   return finish_job(L, j, st, job);
 }
 
-/* svc:request_replication_state_change(vm, state): 7 suspend, 3 resume */
+/* svc:request_replication_state_change(vm, state): 7 suspend, 3 resume, 9 cancel a
+ * resynchronization; VM off: 4 prepare a planned failover (primary), 2 make an old primary a
+ * replica after an unplanned failover */
 static int svc_request_replication_state_change(lua_State *L) {
   vmr_service *svc = check_service(L, 1);
   const char *cs = check_cs(L, 2);
@@ -1355,6 +1389,72 @@ static int svc_request_replication_state_change(lua_State *L) {
   Job *j = push_job_ud(L, 1);
   vmr_job *job = NULL;
   vmr_status st = vmr_request_replication_state_change(svc, cs, state, &job);
+  return finish_job(L, j, st, job);
+}
+
+/* ---- failover, test failover and reverse (ABI 3) ---- */
+
+/* svc:initiate_failover(vm, snapshot = nil): the point (nil: the latest) becomes the VM's disks */
+static int svc_initiate_failover(lua_State *L) {
+  lua_settop(L, 3);
+  vmr_service *svc = check_service(L, 1);
+  const char *cs = check_cs(L, 2);
+  const char *snapshot = opt_snapshot(L, 3);
+  Job *j = push_job_ud(L, 1);
+  vmr_job *job = NULL;
+  vmr_status st = vmr_initiate_failover(svc, cs, snapshot, &job);
+  return finish_job(L, j, st, job);
+}
+
+static int svc_revert_failover(lua_State *L) { return cs_job(L, vmr_revert_failover); }
+static int svc_commit_failover(lua_State *L) { return cs_job(L, vmr_commit_failover); }
+
+/* svc:test_replica_system(vm, snapshot = nil): the job's ResultingSystem is the test VM */
+static int svc_test_replica_system(lua_State *L) {
+  lua_settop(L, 3);
+  vmr_service *svc = check_service(L, 1);
+  const char *cs = check_cs(L, 2);
+  const char *snapshot = opt_snapshot(L, 3);
+  Job *j = push_job_ud(L, 1);
+  vmr_job *job = NULL;
+  vmr_status st = vmr_test_replica_system(svc, cs, snapshot, &job);
+  return finish_job(L, j, st, job);
+}
+
+/* svc:reverse_replication_relationship(vm, settings, {verify = "full"} = nil). A verify other
+ * than nil or "full" is the engine's kind of failure (nil, message, 32773), not misuse. */
+static int svc_reverse_replication_relationship(lua_State *L) {
+  lua_settop(L, 4); /* check_setting pushes the text: the options stay at 4 */
+  vmr_service *svc = check_service(L, 1);
+  const char *cs = check_cs(L, 2);
+  const char *sd = check_setting(L, 3);
+  uint32_t flags = 0;
+  const char *bad_verify = NULL;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 4)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "verify") != 0)
+        luaL_argerror(L, 4, lua_pushfstring(L, "unknown option '%s' (verify)", luaL_tolstring(L, -1, NULL)));
+    }
+    int t = lua_getfield(L, 4, "verify");
+    if (t == LUA_TSTRING) {
+      if (strcmp(lua_tostring(L, -1), "full") == 0)
+        flags |= VMR_REVERSE_VERIFY_FULL;
+      else
+        bad_verify = lua_tostring(L, -1);
+    } else if (t != LUA_TNIL) {
+      luaL_argerror(L, 4, "option 'verify' must be a string (\"full\") or nil");
+    }
+  }
+  if (bad_verify)
+    return push_failure_msg(L, VMR_INVALID_PARAMETER,
+                            lua_pushfstring(L, "verify '%s' is not supported (nil or \"full\")", bad_verify));
+  Job *j = push_job_ud(L, 1);
+  vmr_job *job = NULL;
+  vmr_status st = flags ? vmr_reverse_replication_relationship_ex(svc, cs, sd, flags, &job)
+                        : vmr_reverse_replication_relationship(svc, cs, sd, &job);
   return finish_job(L, j, st, job);
 }
 
@@ -1856,6 +1956,11 @@ static const luaL_Reg SERVICE_METHODS[] = {
     {"get_replication_statistics", svc_get_replication_statistics},
     {"get_replication_settings", svc_get_replication_settings},
     {"list_recovery_points", svc_list_recovery_points},
+    {"initiate_failover", svc_initiate_failover},
+    {"revert_failover", svc_revert_failover},
+    {"commit_failover", svc_commit_failover},
+    {"test_replica_system", svc_test_replica_system},
+    {"reverse_replication_relationship", svc_reverse_replication_relationship},
     {"modify_service_settings", svc_modify_service_settings},
     {"get_service_settings", svc_get_service_settings},
     {"add_authorization_entry", svc_add_authorization_entry},

@@ -26,6 +26,40 @@ describe("examples/lua", function()
     assert.matches("byte-equal to the primary disk", out, 1, true)
   end)
 
+  it("runbook.lua: planned failover, reverse, start and failback, each step completed", function()
+    local dir = H.tmpdir()
+    finally(function() H.rmrf(dir) end)
+    local ok, out = run("runbook.lua", "'" .. dir .. "' --size-mib 16")
+    assert(ok, out)
+    local steps = {}
+    for n, what, outcome in out:gmatch("\n(%d)%. ([^\n]-): ([^;\n]+);") do
+      steps[#steps + 1] = n .. " " .. what .. ": " .. outcome
+    end
+    assert.are.same({
+      "1 prepare planned failover on hv-a: JobState 7 (Completed)",
+      "2 fail over on hv-b: JobState 7 (Completed)",
+      "3 reverse replication on hv-b -> hv-a: JobState 7 (Completed)",
+      "4 start web01 on hv-b: done at once",
+      "5 prepare planned failover on hv-b: JobState 7 (Completed)",
+      "6 fail over on hv-a: JobState 7 (Completed)",
+      "7 reverse replication on hv-a -> hv-b: JobState 7 (Completed)",
+      "8 start web01 on hv-a: done at once",
+    }, steps)
+    assert.matches("1%. [^\n]*hv%-a mode 1 state 4", out)
+    assert.matches("2%. [^\n]*hv%-b mode 2 state 5 %(Recovered%)", out)
+    assert.matches("3%. [^\n]*hv%-a mode 2 state 3 %(Replicating%), hv%-b mode 1 state 3", out)
+    assert.matches("8%. [^\n]*hv%-a mode 1 state 3 %(Replicating%), hv%-b mode 2 state 3", out)
+    -- Each reverse sent a few blocks of the 16 MiB disk, not the disk.
+    local sent = 0
+    for blocks, share in out:gmatch("reverse sent (%d+) blocks, %d+ data bytes %(%d+ bytes on the wire%) "
+        .. "of a 16777216%-byte disk %(([%d.]+)%%%)") do
+      sent = sent + 1
+      assert.is_true(tonumber(blocks) > 0 and tonumber(blocks) <= 8 and tonumber(share) < 5, blocks .. " " .. share)
+    end
+    assert.are.equal(2, sent)
+    assert.matches("hv-b's replica equals its disk", out, 1, true)
+  end)
+
   it("digest.lua: two digests (under luv when available)", function()
     local ok, out = run("digest.lua", "--size-mib 64")
     assert(ok, out)

@@ -62,7 +62,7 @@ from .errors import (
 )
 from .instance import Instance
 from .job import Job, Progress
-from .service import ComputerSystem, Service, open
+from .service import ComputerSystem, Service, Snapshot, open
 from .settings import (
     AuthorizationSettingData,
     ReplicationServiceSettingData,
@@ -101,6 +101,7 @@ __all__ = [
     "Progress",
     "Instance",
     "ComputerSystem",
+    "Snapshot",
     "SettingData",
     "ReplicationSettingData",
     "ReplicationServiceSettingData",

@@ -274,6 +274,34 @@ vmr_list_recovery_points = ffi(
     vmr_status, check_status, optional=True,
 )
 
+# Failover, test failover and reverse (ABI 3).
+vmr_initiate_failover = ffi(
+    "vmr_initiate_failover", [ServiceP, c_char_p, c_char_p, POINTER(JobP)],
+    vmr_status, check_status, optional=True,
+)
+vmr_revert_failover = ffi(
+    "vmr_revert_failover", [ServiceP, c_char_p, POINTER(JobP)],
+    vmr_status, check_status, optional=True,
+)
+vmr_commit_failover = ffi(
+    "vmr_commit_failover", [ServiceP, c_char_p, POINTER(JobP)],
+    vmr_status, check_status, optional=True,
+)
+vmr_test_replica_system = ffi(
+    "vmr_test_replica_system", [ServiceP, c_char_p, c_char_p, POINTER(JobP)],
+    vmr_status, check_status, optional=True,
+)
+vmr_reverse_replication_relationship = ffi(
+    "vmr_reverse_replication_relationship", [ServiceP, c_char_p, c_char_p, POINTER(JobP)],
+    vmr_status, check_status, optional=True,
+)
+#: Flags of vmr_reverse_replication_relationship_ex.
+VMR_REVERSE_VERIFY_FULL = 1
+vmr_reverse_replication_relationship_ex = ffi(
+    "vmr_reverse_replication_relationship_ex", [ServiceP, c_char_p, c_char_p, c_uint32, POINTER(JobP)],
+    vmr_status, check_status, optional=True,
+)
+
 # Recovery-server settings and authorization entries.
 vmr_modify_service_settings = ffi(
     "vmr_modify_service_settings", [ServiceP, c_char_p, POINTER(JobP)],

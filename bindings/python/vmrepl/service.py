@@ -33,7 +33,7 @@ from .settings import (
     setting_data_text,
 )
 
-__all__ = ["Service", "open", "ComputerSystem"]
+__all__ = ["Service", "open", "ComputerSystem", "Snapshot"]
 
 #: What a "computer_system" argument accepts.
 ComputerSystem = Union[str, uuid.UUID, Instance]
@@ -111,6 +111,49 @@ def _setting_text(
             f"not {type(settings).__name__}"
         )
     return _ffi.encode(setting_data_text(settings))
+
+
+#: What a "snapshot" argument accepts: a recovery point Instance, its InstanceID (or bare
+#: RecoveryPointSequence), or None / "" for the latest point.
+Snapshot = Union[None, str, int, Instance]
+
+_POINT_CLASSES = ("Msvm_VirtualSystemSettingData", "CIM_VirtualSystemSettingData")
+
+#: verify= of reverse_replication_relationship -> flags of vmr_reverse_replication_relationship_ex.
+_REVERSE_VERIFY = {"full": _ffi.VMR_REVERSE_VERIFY_FULL}
+
+
+def _snapshot(value: Snapshot) -> Optional[bytes]:
+    """A recovery point: None (NULL: the latest), its InstanceID or sequence number, or an
+    Instance from list_recovery_points (its InstanceID is used)."""
+    if value is None:
+        return None
+    if isinstance(value, Instance):
+        iid = value.get("InstanceID")
+        if value.class_name not in _POINT_CLASSES or not isinstance(iid, str):
+            raise TypeError(
+                "snapshot: a recovery point (an Instance of Msvm_VirtualSystemSettingData from "
+                f"list_recovery_points) is needed, not {value.class_name}"
+            )
+        return _ffi.encode(iid)
+    if isinstance(value, str):
+        return _ffi.encode(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _ffi.encode(str(_uint(value, 64, "snapshot")))
+    raise TypeError(
+        "snapshot must be a recovery point Instance, its InstanceID (str) or sequence number "
+        f"(int), or None for the latest, not {type(value).__name__}"
+    )
+
+
+def _reverse_flags(verify: Optional[str]) -> int:
+    """verify=None -> 0; "full" -> VMR_REVERSE_VERIFY_FULL; anything else InvalidParameter."""
+    if verify is None:
+        return 0
+    flags = _REVERSE_VERIFY.get(verify) if isinstance(verify, str) else None
+    if flags is None:
+        raise InvalidParameter(f"verify {verify!r} is not supported (None or \"full\")")
+    return flags
 
 
 def _uint(value: int, bits: int, what: str) -> int:
@@ -301,8 +344,13 @@ class Service:
         return self._started(_ffi.vmr_remove_replication_relationship, _computer_system(computer_system))
 
     def request_replication_state_change(self, computer_system: ComputerSystem, state: int) -> Job:
-        """RequestReplicationStateChange: :class:`vmrepl.RequestedState` Suspend (7) or
-        Replicating (3, resume). InvalidState at once when the state found does not allow it."""
+        """RequestReplicationStateChange: :class:`vmrepl.RequestedState` Suspend (7),
+        Replicating (3, resume), CancelResynchronize (9), and for failover (the VM off):
+        4 (SyncedReplicationComplete) on a primary prepares a planned failover (a final cycle,
+        then state 4 and the VM stays off), 2 (WaitingToCompleteInitialReplication) makes an
+        old primary a replica after an unplanned failover (mode 2, state 2), ready for the new
+        primary's :meth:`reverse_replication_relationship`. InvalidState at once when the
+        state found does not allow it."""
         return self._started(
             _ffi.vmr_request_replication_state_change,
             _computer_system(computer_system),
@@ -355,6 +403,60 @@ class Service:
         """Replica side: the recovery points (Msvm_VirtualSystemSettingData), oldest first; the
         latest has IsLatest TRUE. InvalidState on a VM that is not a replica."""
         return self._list(_ffi.vmr_list_recovery_points, _computer_system(computer_system))
+
+    # ---- failover, test failover and reverse (spec 8-10) -------------------------------------
+    # "snapshot" arguments take a recovery point from list_recovery_points (the Instance or its
+    # InstanceID) or None for the latest. Newer than ABI 2: NotSupported on an older library.
+
+    def initiate_failover(self, computer_system: ComputerSystem, snapshot: Snapshot = None) -> Job:
+        """InitiateFailover (replica, VM off): the recovery point becomes the VM's disks and the
+        replica goes 12 -> 5 (Recovered); FailedOverReplicationType tells a planned failover (3)
+        from an unplanned one. The job fails with SystemInUse while the primary is reachable
+        and its VM runs."""
+        return self._started(
+            _ffi.vmr_initiate_failover, _computer_system(computer_system), _snapshot(snapshot)
+        )
+
+    def revert_failover(self, computer_system: ComputerSystem) -> Job:
+        """RevertFailover: on a replica in 5 the failover disks are dropped and replication goes
+        on (3); on a primary in 4 the prepared planned failover is cancelled (3)."""
+        return self._started(_ffi.vmr_revert_failover, _computer_system(computer_system))
+
+    def commit_failover(self, computer_system: ComputerSystem) -> Job:
+        """CommitFailover (replica in 5): the failover point becomes the only one (6,
+        Committed)."""
+        return self._started(_ffi.vmr_commit_failover, _computer_system(computer_system))
+
+    def test_replica_system(self, computer_system: ComputerSystem, snapshot: Snapshot = None) -> Job:
+        """TestReplicaSystem (replica in 3 or 7): a separate VM "<name> - Test"
+        (ReplicationMode 3) from a recovery point while replication goes on. Its GUID is the
+        job's ResultingSystem property; remove it with :meth:`destroy_system`. One test VM at
+        a time (InvalidState)."""
+        return self._started(
+            _ffi.vmr_test_replica_system, _computer_system(computer_system), _snapshot(snapshot)
+        )
+
+    def reverse_replication_relationship(
+        self, computer_system: ComputerSystem, settings: Any, verify: Optional[str] = None
+    ) -> Job:
+        """ReverseReplicationRelationship, on the failed-over replica (mode 2, state 5 or 6):
+        the old primary, named by ``settings``' RecoveryConnectionPoint and
+        RecoveryServerPortNumber (a :class:`vmrepl.ReplicationSettingData`, a dict, an
+        Instance, or CIM-XML / MOF / JSON text), becomes this VM's replica and is sent only the
+        blocks either side changed since their common point. The old primary must be a
+        recovery server admitting this host, its VM off, and prepared (planned: state 4) or
+        made a replica (unplanned: ``request_replication_state_change(vm, 2)``). Planned: this
+        VM ends mode 1 state 3; unplanned: state 1, and :meth:`start_replication` sends what
+        changed since. ``verify="full"`` re-reads and re-hashes both sides' disks before the
+        commit; any other value than None or "full" raises InvalidParameter at once. The job's
+        final properties carry ChangeSource, CommonPoint, BlocksSent, DataBytesSent, WireBytes
+        and DiskMerkleRoots."""
+        flags = _reverse_flags(verify)
+        cs = _computer_system(computer_system)
+        text = _setting_text(ReplicationSettingData, settings, {})
+        if flags == 0:
+            return self._started(_ffi.vmr_reverse_replication_relationship, cs, text)
+        return self._started(_ffi.vmr_reverse_replication_relationship_ex, cs, text, flags)
 
     # ---- recovery server (Msvm_ReplicationServiceSettingData, authorization entries) ---------
 
