@@ -192,6 +192,27 @@ BOOST_AUTO_TEST_CASE(reverse_preconditions_answer_at_once_with_their_code) {
   // Wrong state: a replica that is replicating (3).
   BOOST_TEST(code_of(h.b->reverse_replication_relationship(id, ok)) == n(Code::InvalidState));
   BOOST_TEST(msg_of(h.b->reverse_replication_relationship(id, ok)).find("ReplicationState 3") != std::string::npos);
+  // Every state but 5 and 6: 32775 naming the state found.
+  {
+    auto ref = h.b->replicator().find_vm(id);
+    BOOST_REQUIRE(ref.ok());
+    auto rel = h.b->replicator().relationship(*ref);
+    BOOST_REQUIRE(rel.ok() && *rel);
+    const Relationship saved = **rel;
+    for (uint16_t st = 0; st <= 21; ++st) {
+      if (st == 5 || st == 6) continue;
+      Relationship r = saved;
+      r.state = *ReplicationState_from_number(st);
+      BOOST_REQUIRE(h.b->replicator().put_relationship(*ref, r).ok());
+      auto res = h.b->reverse_replication_relationship(id, ok);
+      BOOST_TEST_CONTEXT("state " << st) {
+        BOOST_TEST(code_of(res) == n(Code::InvalidState));
+        BOOST_TEST(msg_of(h.b->reverse_replication_relationship(id, ok)).find("ReplicationState " + std::to_string(st) + " (") !=
+                   std::string::npos);
+      }
+    }
+    BOOST_REQUIRE(h.b->replicator().put_relationship(*ref, saved).ok());
+  }
   wait_ok(h.b->initiate_failover(id, ""));
   // Setting data: malformed, foreign, port 0, thumbprint, disks, wrong old primary.
   BOOST_TEST(code_of(h.b->reverse_replication_relationship(id, "{not json")) == n(Code::InvalidParameter));
