@@ -1,5 +1,6 @@
 #include "core/engine/channel.h"
 
+#include <algorithm>
 #include <future>
 
 #include "core/net/tcp.h"
@@ -10,10 +11,13 @@ Channel::Channel(EventLoop& loop, std::unique_ptr<Connection> conn)
     : loop_(loop), conn_(std::move(conn)), peer_(conn_->peer()) {}
 
 Result<std::shared_ptr<Channel>> Channel::connect(EventLoop& loop, const std::string& host, uint16_t port,
-                                                  std::chrono::milliseconds timeout) {
+                                                  std::chrono::milliseconds timeout,
+                                                  std::chrono::milliseconds stall_timeout) {
   std::promise<Result<std::shared_ptr<Channel>>> done;
   auto fut = done.get_future();
-  loop.post([&loop, &done, host, port, timeout] {
+  auto opts = protocol::connection_options();
+  opts.write_stall_timeout_ms = static_cast<uint64_t>(std::max<int64_t>(stall_timeout.count(), 1));
+  loop.post([&loop, &done, host, port, timeout, opts] {
     tcp_connect(
         loop.uv(), host, port, static_cast<uint64_t>(timeout.count()),
         [&loop, &done](Result<std::unique_ptr<Connection>> r) {
@@ -23,7 +27,7 @@ Result<std::shared_ptr<Channel>> Channel::connect(EventLoop& loop, const std::st
           }
           done.set_value(adopt(loop, std::move(r).value()));
         },
-        protocol::connection_options());
+        opts);
   });
   return fut.get();
 }

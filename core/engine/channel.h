@@ -26,9 +26,11 @@ namespace vmrepl {
 class Channel : public std::enable_shared_from_this<Channel> {
  public:
   // Connects to host:port (SystemNotAvailable 32777 when refused or unreachable, Timeout
-  // 32772 after timeout).
+  // 32772 after timeout). A peer that stops reading for `stall_timeout` closes the channel
+  // (SystemNotAvailable): a cut network does not block a sender for ever.
   static Result<std::shared_ptr<Channel>> connect(EventLoop& loop, const std::string& host, uint16_t port,
-                                                  std::chrono::milliseconds timeout);
+                                                  std::chrono::milliseconds timeout,
+                                                  std::chrono::milliseconds stall_timeout = std::chrono::seconds(60));
   // Wraps an accepted connection. REQUIRES: loop thread.
   static std::shared_ptr<Channel> adopt(EventLoop& loop, std::unique_ptr<Connection> conn);
 

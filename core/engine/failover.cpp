@@ -448,6 +448,9 @@ Result<std::shared_ptr<Job>> Replicator::reverse(const VmRef& vm, const Replicat
                        run = ReverseRun{};
                        st = run_reverse(t, ref, rsd, verify_full, true, run);
                      }
+                     // No answer in time from the old primary is the network's failure:
+                     // the model reports it as 32777.
+                     if (st.code() == Code::Timeout) return Status::SystemNotAvailable(st.message());
                      if (!st.ok()) return st;
                      t.result(Property{"ChangeSource", CimType::String, false, std::vector<Scalar>{run.source}});
                      t.result(Property{"CommonPoint", CimType::UInt64, false, std::vector<Scalar>{run.common_point}});

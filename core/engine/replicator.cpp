@@ -79,6 +79,12 @@ Replicator::Replicator(EventLoop& loop, JobManager& jobs, VmStore& main_store, R
 
 Replicator::~Replicator() { shutdown(); }
 
+ConnectionOptions Replicator::server_connection_options() const {
+  auto o = proto::connection_options();
+  o.write_stall_timeout_ms = static_cast<uint64_t>(std::max<int64_t>(opts_.io_timeout.count() * 2, 1));
+  return o;
+}
+
 Status Replicator::start() {
   auto cfg = ServerConfig::load(main_.catalog());
   if (!cfg) return cfg.status();
@@ -104,7 +110,7 @@ Status Replicator::start() {
     Status st = loop_.run_sync([&]() -> Status {
       auto l = TcpListener::listen(
           loop_.uv(), host, static_cast<uint16_t>(port),
-          [this](std::unique_ptr<Connection> c) { accept(std::move(c)); }, proto::connection_options());
+          [this](std::unique_ptr<Connection> c) { accept(std::move(c)); }, server_connection_options());
       if (!l) return l.status();
       listener_ = std::move(l).value();
       return Status::OK();
@@ -288,7 +294,7 @@ Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r)
   auto it = opts_.hosts.find(point);
   std::string address = it != opts_.hosts.end() ? it->second : point;
   if (stopping_) return Status::SystemNotAvailable("service shutting down");
-  auto ch = Channel::connect(loop_, address, r.peer_port, opts_.connect_timeout);
+  auto ch = Channel::connect(loop_, address, r.peer_port, opts_.connect_timeout, opts_.io_timeout * 2);
   if (!ch) return ch.status().Annotate("recovery server " + point + ":" + std::to_string(r.peer_port));
   {
     // Tracked so shutdown() can close it and wake a job blocked on it.

@@ -191,6 +191,7 @@ class Replicator {
   void on_timer(const Guid& vm_id);
 
   // Replica side.
+  ConnectionOptions server_connection_options() const;
   void accept(std::unique_ptr<Connection> conn);
   Result<VmStore*> location_store(const std::string& location);
 

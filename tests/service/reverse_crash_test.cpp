@@ -167,4 +167,30 @@ BOOST_AUTO_TEST_CASE(kill_the_new_primary_during_a_reverse) {
   BOOST_TEST_MESSAGE("kill the new primary: " << completed << " of " << trials() << " reverses completed");
 }
 
+BOOST_AUTO_TEST_CASE(a_cut_network_fails_the_reverse_with_32777_and_a_second_reverse_succeeds) {
+  Scenario s(400);
+  const std::string a_root = s.h.dir + "/a", b_root = s.h.dir + "/b";
+  const uint16_t b_port = s.h.port;
+  s.h.a.reset();
+  HostProcess a;
+  a.start({a_root, "hv-a", std::to_string(s.a_port), "hv-b", a_root});
+  // The new primary with a short I/O timeout; the old primary stops answering (its process is
+  // frozen: connections stay open, nothing comes back), as behind a cut link.
+  s.h.b.reset();
+  s.h.b = Hosts::open("hv-b", b_root, R"({"hosts": {"hv-a": "127.0.0.1"}, "io_timeout_ms": 1500})", b_port);
+  ::kill(a.pid, SIGSTOP);
+  Status st = wait_fail(s.h.b->reverse_replication_relationship(s.id, reverse_settings("hv-a", s.a_port)));
+  ::kill(a.pid, SIGCONT);
+  BOOST_TEST(st.number() == 32777u);
+  BOOST_TEST_MESSAGE("cut network: " << st.ToString());
+  BOOST_TEST((mode_state(*s.h.b, s.id) == Pair{2, 5}));
+  // The link is back: the same reverse succeeds.
+  wait_ok(s.h.b->reverse_replication_relationship(s.id, reverse_settings("hv-a", s.a_port)));
+  BOOST_TEST((mode_state(*s.h.b, s.id) == Pair{1, 3}));
+  a.stop();
+  s.h.a = Hosts::open("hv-a", a_root, "{\"hosts\": {\"hv-b\": \"127.0.0.1\"}}", s.a_port);
+  BOOST_TEST((mode_state(*s.h.a, s.id) == Pair{2, 3}));
+  BOOST_TEST(read_file(replica_image(*s.h.a, s.id)) == read_file(s.b_disk));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
