@@ -770,6 +770,8 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
   if (told) {
     nr.reverse_commit_pending = false;
     put_relationship(vmref, nr);
+  } else {
+    tell_reverse_committed(vmref);  // keeps trying in the background
   }
   out.blocks_sent = tally.blocks;
   out.data_bytes = tally.data_bytes;
@@ -877,13 +879,30 @@ Status Replicator::drop_primary_tracking(const VmRef& vm) {
   return remove_tree(primary_folder(vm.vm));
 }
 
+namespace {
+
+// Retries `attempt` (true when done) with a growing pause, until done or the service stops.
+template <class F>
+void retry_until(const std::atomic<bool>& stopping, F attempt) {
+  auto pause = std::chrono::milliseconds(200);
+  while (!stopping.load() && !attempt()) {
+    for (auto waited = std::chrono::milliseconds(0); waited < pause && !stopping.load();
+         waited += std::chrono::milliseconds(50))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pause = std::min<std::chrono::milliseconds>(pause * 2, std::chrono::seconds(10));
+  }
+}
+
+}  // namespace
+
 void Replicator::resolve_reverse_later(const VmRef& vm) {
   VmRef ref = vm;
   spawn_thread([this, ref] {
     auto lock = vm_lock(ref.vm.id);
     // The pending reverse, read under the VM's lock; the question to the new primary is asked
     // without it (the new primary may be waiting on us), and the answer applied only if the
-    // record is still the same.
+    // record is still the same. Until the new primary answers, the VM stays locked (it may
+    // not start, nor be reverted) and we keep asking.
     auto pending = [&]() -> std::optional<json> {
       auto r = relationship(ref);
       if (!r || !*r || (*r)->reverse_json.empty()) return std::nullopt;
@@ -891,53 +910,57 @@ void Replicator::resolve_reverse_later(const VmRef& vm) {
       if (rec.is_discarded() || rec.value("phase", "") != "prepared") return std::nullopt;
       return rec;
     };
-    std::optional<json> rec;
-    {
+    retry_until(stopping_, [&] {
+      std::optional<json> rec;
+      {
+        std::lock_guard<std::mutex> g(*lock);
+        rec = pending();
+      }
+      if (!rec) return true;
+      Relationship probe;
+      probe.peer_host = rec->value("coordinator", "");
+      probe.peer_port = rec->value("port", uint16_t{0});
+      const uint64_t cycle = rec->value("cycle", uint64_t{0});
+      auto ch = connect_peer(probe);
+      if (!ch) return false;
+      uint64_t seq = 0;
+      auto o = call(**ch, ++seq, "reverse_outcome", {{"vm_id", ref.vm.id.to_string()}, {"cycle", cycle}}, opts_.io_timeout);
+      (*ch)->close(Status::OK());
+      if (!o) return false;
+      const std::string outcome = o->value("outcome", "");
       std::lock_guard<std::mutex> g(*lock);
-      rec = pending();
-    }
-    if (!rec) return;
-    Relationship probe;
-    probe.peer_host = rec->value("coordinator", "");
-    probe.peer_port = rec->value("port", uint16_t{0});
-    const uint64_t cycle = rec->value("cycle", uint64_t{0});
-    auto ch = connect_peer(probe);
-    if (!ch) return;  // in doubt until the new primary calls again
-    uint64_t seq = 0;
-    auto o = call(**ch, ++seq, "reverse_outcome", {{"vm_id", ref.vm.id.to_string()}, {"cycle", cycle}}, opts_.io_timeout);
-    (*ch)->close(Status::OK());
-    if (!o) return;
-    const std::string outcome = o->value("outcome", "");
-    std::lock_guard<std::mutex> g(*lock);
-    auto now = pending();
-    if (!now || now->value("cycle", uint64_t{0}) != cycle) return;
-    if (outcome == "committed")
-      reverse_finalize(ref, cycle);
-    else if (outcome == "aborted")
-      reverse_revert(ref);
+      auto now = pending();
+      if (!now || now->value("cycle", uint64_t{0}) != cycle) return true;
+      if (outcome == "committed") return reverse_finalize(ref, cycle).ok();
+      if (outcome == "aborted") return reverse_revert(ref).ok();
+      return false;
+    });
   });
 }
 
 void Replicator::tell_reverse_committed(const VmRef& vm) {
   VmRef ref = vm;
   spawn_thread([this, ref] {
-    auto r = relationship(ref);
-    if (!r || !*r || !(*r)->reverse_commit_pending) return;
-    auto ch = connect_peer(**r);
-    if (!ch) return;  // the old primary asks us, or takes our next cycle as the answer
-    uint64_t seq = 0;
-    auto told = call(**ch, ++seq, "reverse_commit", {{"vm_id", ref.vm.id.to_string()}, {"cycle", (*r)->last_cycle}},
-                     opts_.io_timeout * 4);
-    (*ch)->close(Status::OK());
-    if (!told) return;
-    auto lock = vm_lock(ref.vm.id);
-    std::lock_guard<std::mutex> g(*lock);
-    auto cur = relationship(ref);
-    if (cur && *cur && (*cur)->reverse_commit_pending) {
-      Relationship rel = **cur;
-      rel.reverse_commit_pending = false;
-      put_relationship(ref, rel);
-    }
+    retry_until(stopping_, [&] {
+      auto r = relationship(ref);
+      if (!r || !*r || !(*r)->reverse_commit_pending) return true;
+      auto ch = connect_peer(**r);
+      if (!ch) return false;  // meanwhile the old primary may ask us, or take a cycle as the answer
+      uint64_t seq = 0;
+      auto told = call(**ch, ++seq, "reverse_commit", {{"vm_id", ref.vm.id.to_string()}, {"cycle", (*r)->last_cycle}},
+                       opts_.io_timeout * 4);
+      (*ch)->close(Status::OK());
+      if (!told) return false;
+      auto lock = vm_lock(ref.vm.id);
+      std::lock_guard<std::mutex> g(*lock);
+      auto cur = relationship(ref);
+      if (cur && *cur && (*cur)->reverse_commit_pending) {
+        Relationship rel = **cur;
+        rel.reverse_commit_pending = false;
+        put_relationship(ref, rel);
+      }
+      return true;
+    });
   });
 }
 
