@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(cancel_at_random_moments) {
       Scenario s(100 + trial);
       auto job = s.h.b->reverse_replication_relationship(s.id, reverse_settings("hv-a", s.a_port));
       BOOST_REQUIRE(job.ok());
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 60)(rng)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 25)(rng)));
       (*job)->request_state_change(4);  // may arrive after the job ended: then ignored
       BOOST_REQUIRE((*job)->wait(600s).ok());
       const auto st = to_number((*job)->state());
