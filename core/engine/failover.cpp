@@ -65,7 +65,8 @@ Status wrong_state(const VmRecord& vm, const Relationship& r, std::string_view w
 }  // namespace
 
 struct Replicator::ReverseRun {
-  std::string source;  // change-feed, scan or merkle
+  std::string source;      // ours: change-feed, scan or merkle
+  std::string old_source;  // the old primary's: change-feed, scan or merkle
   uint64_t common_point = 0, cycle = 0;
   uint64_t old_primary_blocks = 0, new_primary_blocks = 0;
   uint64_t blocks_sent = 0, data_bytes = 0, wire_sent = 0, wire_total = 0;
@@ -453,6 +454,8 @@ Result<std::shared_ptr<Job>> Replicator::reverse(const VmRef& vm, const Replicat
                      if (st.code() == Code::Timeout) return Status::SystemNotAvailable(st.message());
                      if (!st.ok()) return st;
                      t.result(Property{"ChangeSource", CimType::String, false, std::vector<Scalar>{run.source}});
+                     t.result(Property{"OldPrimaryChangeSource", CimType::String, false,
+                                       std::vector<Scalar>{run.old_source}});
                      t.result(Property{"CommonPoint", CimType::UInt64, false, std::vector<Scalar>{run.common_point}});
                      t.result(Property{"CycleId", CimType::UInt64, false, std::vector<Scalar>{run.cycle}});
                      t.result(Property{"OldPrimaryChangedBlocks", CimType::UInt64, false,
@@ -590,6 +593,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
                     opts_.io_timeout * 20);
   if (!begin) return begin.status().Annotate("old primary " + peer.peer_host);
   const bool merkle = begin->value("mode", "") == "merkle";
+  out.old_source = begin->value("source", "");
   out.planned = begin->value("planned", false);
   const uint64_t a_last = begin->value("last_cycle", uint64_t{0});
   if (scanner.joinable()) scanner.join();

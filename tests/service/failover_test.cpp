@@ -4,6 +4,7 @@
 // test failover. Disks are compared byte for byte; what a reverse sends is compared with the
 // blocks that really differ.
 #include <boost/test/unit_test.hpp>
+#include <fstream>
 #include <thread>
 
 #include "core/blocks/disk_scanner.h"
@@ -72,6 +73,22 @@ std::string replica_image(ReplicationService& s, const std::string& vm) {
   auto ref = s.replicator().find_vm(vm);
   BOOST_REQUIRE(ref.ok());
   return Replicator::replica_folder(ref->vm) + "/disk0.img";
+}
+
+// A writer that reports its writes: 6 writes of 64 KiB of fresh bytes at 4 KiB-aligned
+// offsets (each touching two blocks), each marked in the change feed first.
+void write_marked(ReplicationService& s, const std::string& vm, uint32_t seed) {
+  const std::string path = disk(s, vm);
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  std::string buf(65536, '\0');
+  for (int k = 0; k < 6; ++k) {
+    for (auto& c : buf) c = static_cast<char>(seed = seed * 1664525u + 1013904223u);
+    const uint64_t off = uint64_t{seed % 400} * 65536 + 4096;
+    BOOST_REQUIRE(s.disk_mark_dirty(vm, 0, off, 65536).ok());
+    f.seekp(static_cast<std::streamoff>(off));
+    f.write(buf.data(), 65536);
+    f.flush();
+  }
 }
 
 // Planned failover from `from` to `to` and the reverse on `to`; checks the states and bytes.
@@ -161,6 +178,7 @@ BOOST_AUTO_TEST_CASE(unplanned_failover_both_sides_diverged) {
       const uint64_t diverged = union_changed(k, index_of(h.primary_disk("db01")), index_of(disk(*h.b, id)));
       Instance rev = wait_ok(h.b->reverse_replication_relationship(id, reverse_settings("hv-a", a_port)));
       BOOST_TEST(*rev.get_string("ChangeSource") == (drop_history ? "merkle" : "scan"));
+      BOOST_TEST(*rev.get_string("OldPrimaryChangeSource") == (drop_history ? "merkle" : "scan"));
       BOOST_TEST((mode_state(*h.b, id) == std::pair<uint64_t, uint64_t>{1, 1}));
       BOOST_TEST((mode_state(*h.a, id) == std::pair<uint64_t, uint64_t>{2, 2}));
       Instance ir = wait_ok(h.b->start_replication(id, 1, "", ""));
@@ -173,6 +191,45 @@ BOOST_AUTO_TEST_CASE(unplanned_failover_both_sides_diverged) {
       BOOST_TEST(u64(ir, "BlocksSent") == 0u);  // the reverse already sent everything
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(reverse_takes_both_sides_changes_from_their_change_feeds) {
+  Hosts h;
+  const uint16_t a_port = h.symmetric();
+  gen("mixed " + h.dir + "/feed.img 32 17");
+  std::string id = h.define("feed01", h.dir + "/feed.img");
+  wait_ok(h.a->create_replication_relationship("feed01", h.settings(3)));
+  BOOST_REQUIRE(h.a->disk_mark_dirty("feed01", 0, 0, 4096).ok());  // the writer attaches its feed
+  wait_ok(h.a->start_replication("feed01", 1, "", ""));
+  for (uint32_t c = 0; c < 3; ++c) {
+    write_marked(*h.a, "feed01", 10 + c);
+    wait_ok(h.a->replicate_now("feed01"));
+  }
+  write_marked(*h.a, "feed01", 20);  // never shipped
+  // The replica side's writer attaches too; the failover makes its feed exact.
+  BOOST_REQUIRE(h.b->disk_mark_dirty(id, 0, 0, 4096).ok());
+  auto points = h.b->list_recovery_points(id);
+  BOOST_REQUIRE(points.ok() && points->size() >= 3u);
+  wait_ok(h.b->initiate_failover(id, *(*points)[points->size() - 2].get_string("InstanceID")));
+  wait_ok(h.b->commit_failover(id));
+  const BlockIndex k = index_of(disk(*h.b, id));
+  write_marked(*h.b, id, 30);
+  wait_ok(h.a->request_replication_state_change("feed01", 2));
+  const uint64_t diverged = union_changed(k, index_of(h.primary_disk("feed01")), index_of(disk(*h.b, id)));
+  Instance rev = wait_ok(h.b->reverse_replication_relationship(id, reverse_settings("hv-a", a_port)));
+  BOOST_TEST(*rev.get_string("ChangeSource") == "change-feed");
+  BOOST_TEST(*rev.get_string("OldPrimaryChangeSource") == "change-feed");
+  BOOST_TEST(u64(rev, "NewPrimaryChangedBlocks") > 0u);
+  BOOST_TEST(u64(rev, "OldPrimaryChangedBlocks") > 0u);
+  Instance ir = wait_ok(h.b->start_replication(id, 1, "", ""));
+  BOOST_TEST(read_file(replica_image(*h.a, id)) == read_file(disk(*h.b, id)));
+  BOOST_TEST(u64(rev, "BlocksSent") <= diverged + diverged / 20);
+  BOOST_TEST(u64(ir, "BlocksSent") == 0u);
+  // From here the new primary's cycles take its writes from the same feed.
+  write_marked(*h.b, id, 40);
+  Instance c = wait_ok(h.b->replicate_now(id));
+  BOOST_TEST(*c.get_string("ChangeSource") == "change-feed");
+  BOOST_TEST(read_file(replica_image(*h.a, id)) == read_file(disk(*h.b, id)));
 }
 
 BOOST_AUTO_TEST_CASE(reverse_preconditions_answer_at_once_with_their_code) {
