@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's demo: installs what is missing, builds, and runs the demos on the embedded
-# `local:` engine in a scratch folder: a VM digest, then replication between two services.
+# `local:` engine in a scratch folder: a VM digest, replication between two services, then the
+# failover runbook (planned failover, reverse and failback; unplanned failover and reverse).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -11,3 +12,6 @@ echo "== 1. ComputeDigest of a VM (host root $dir/hv-a) =="
 echo
 echo "== 2. Replication hv-a -> hv-b on 127.0.0.1 =="
 ./build/examples/replication_demo "$dir"
+echo
+echo "== 3. Failover runbook: planned failover, reverse, failback; unplanned failover, reverse =="
+./build/examples/failover_runbook "$dir"
