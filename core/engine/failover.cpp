@@ -478,11 +478,13 @@ Result<std::shared_ptr<Job>> Replicator::reverse(const VmRef& vm, const Replicat
 
 Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSettingData& rsd, bool verify_full,
                                bool force_merkle, ReverseRun& out) {
+  t.phase("reading the common point");
   auto lock = vm_lock(vmref.vm.id);
   std::lock_guard<std::mutex> guard(*lock);
   auto fresh = vmref.store->get(vmref.vm.id.to_string());
   if (!fresh) return fresh.status();
   const VmRecord vm = std::move(fresh).value();
+  if (!vm.integrity.ok()) return vm.integrity;
   auto relr = relationship(vmref);
   if (!relr) return relr.status();
   if (!*relr || (*relr)->mode != ReplicationMode::Replica ||
@@ -766,7 +768,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
     replica_stores_.erase(vm.id);
   }
   ReplicaStore::forget(vmref.store->catalog(), vm.id);
-  remove_tree(replica_folder(vm));
+  discard_later(vm.folder, replica_folder(vm));
   for (uint32_t d = 0; d < nd; ++d) std::remove(failover_index_path(vm, d).c_str());
 
   auto told = call(ch, ++seq, "reverse_commit", {{"vm_id", vm.id.to_string()}, {"cycle", cycle}}, opts_.io_timeout * 4);
@@ -871,6 +873,15 @@ Status Replicator::reverse_finalize(const VmRef& vm, uint64_t cycle) {
   VMREPL_RETURN_IF_ERROR(put_relationship(vm, nr));
   disarm_timer(vm.vm.id);
   return drop_primary_tracking(vm);
+}
+
+Status Replicator::discard_later(const std::string& vm_folder, const std::string& path) {
+  if (!engine_detail::file_exists(path)) return Status::OK();
+  static std::atomic<uint64_t> counter{0};
+  const std::string trash = vm_folder + "/trash-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+  if (::rename(path.c_str(), trash.c_str()) != 0) return remove_tree(path);
+  spawn_thread([trash] { remove_tree(trash); });
+  return Status::OK();
 }
 
 Status Replicator::drop_primary_tracking(const VmRef& vm) {

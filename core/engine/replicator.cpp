@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/blocks/disk_scanner.h"
@@ -122,6 +123,15 @@ Status Replicator::start() {
     auto rels = RelationshipTable(s->catalog()).list();
     if (!rels) return rels.status();
     for (const auto& r : *rels) {
+      // What discard_later() had not finished deleting before a crash.
+      if (auto vm = s->get(r.vm_id.to_string())) {
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(vm->folder, ec))
+          if (e.path().filename().string().rfind("trash-", 0) == 0) {
+            std::string p = e.path().string();
+            spawn_thread([p] { engine_detail::remove_tree(p); });
+          }
+      }
       if (r.mode == ReplicationMode::Primary && r.state == ReplicationState::Replicating)
         arm_timer(r.vm_id, r.settings.ReplicationInterval);
       if (r.reverse_commit_pending) {
@@ -323,6 +333,8 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   auto fresh = vmref.store->get(vmref.vm.id.to_string());
   if (!fresh) return fresh.status();
   const VmRecord vm = std::move(fresh).value();
+  // A disk file of another size than defined (or missing) is not replicated as it is.
+  if (!vm.integrity.ok()) return vm.integrity;
   auto relr = relationship(vmref);
   if (!relr) return relr.status();
   if (!*relr) return Status::InvalidState("VM " + vm.name + " has no replication relationship");

@@ -186,6 +186,10 @@ class Replicator {
   void tell_reverse_committed(const VmRef& vm);
   Status primary_vm_running_elsewhere(const VmRecord& vm, const Relationship& rel);
   Status drop_primary_tracking(const VmRef& vm);
+  // Moves `path` (inside `vm_folder`) aside at once and deletes it on a thread of its own:
+  // unlinking a large image can take most of a second (ext4 with discard), which a job need
+  // not wait for. Leftovers of a crash are deleted by start().
+  Status discard_later(const std::string& vm_folder, const std::string& path);
   void arm_timer(const Guid& vm_id, int64_t interval_s);
   void disarm_timer(const Guid& vm_id);
   void on_timer(const Guid& vm_id);

@@ -305,7 +305,7 @@ Status ReplicaSession::reverse_prepare(const VmRef& vm, const proto::CycleBegin&
     r_.replica_stores_.erase(rec.id);
   }
   VMREPL_RETURN_IF_ERROR(ReplicaStore::forget(vm.store->catalog(), rec.id));
-  VMREPL_RETURN_IF_ERROR(remove_tree(folder));
+  VMREPL_RETURN_IF_ERROR(r_.discard_later(rec.folder, folder));
   auto relr = r_.relationship(vm);
   if (!relr || !*relr) return relr ? Status::InvalidState("relationship gone") : relr.status();
   Relationship rel = **relr;

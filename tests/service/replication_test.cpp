@@ -275,4 +275,20 @@ BOOST_AUTO_TEST_CASE(a_primary_cannot_escape_the_storage_location) {
     BOOST_TEST(sfs::is_empty(h.dir + "/b-replicas/vms"));
 }
 
+BOOST_AUTO_TEST_CASE(a_disk_file_of_another_size_is_refused_not_replicated) {
+  Hosts h;
+  gen("mixed " + h.dir + "/grow.img 16 23");
+  std::string id = h.define("grow01", h.dir + "/grow.img");
+  wait_ok(h.a->create_replication_relationship("grow01", h.settings(2)));
+  wait_ok(h.a->start_replication("grow01", 1, "", ""));
+  const std::string disk = h.primary_disk("grow01");
+  sfs::resize_file(disk, (16u << 20) + 65536);  // something appended to the image
+  Status st = wait_fail(h.a->replicate_now("grow01"));
+  BOOST_TEST(st.number() == 32768u);
+  BOOST_TEST(st.message().find("the catalog says 16777216") != std::string::npos);
+  sfs::resize_file(disk, 16u << 20);
+  wait_ok(h.a->replicate_now("grow01"));
+  BOOST_TEST(read_file(disk) == read_file(h.replica_image("grow01")));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
