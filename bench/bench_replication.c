@@ -17,7 +17,9 @@
  *                                     data extents with DATA_ONLY=1) in 64 KiB writes of random
  *                                     bytes at 4 KiB-aligned offsets, one per 128 KiB slot (as
  *                                     gen_image.py modify); MARK=1 reports each to the feed
- *   bench_replication rcycle DIR PORT PORT_A              one cycle hv-a -> hv-b
+ *   bench_replication rcycle DIR PORT PORT_A              one cycle hv-a -> hv-b, timed: prints
+ *                                     {"seconds", "source", "blocks", "data_bytes", "wire_bytes",
+ *                                     "disk", "replica_image", "peak_rss_bytes"}
  *   bench_replication planned DIR PORT PORT_A             prepare on hv-a (4), failover on hv-b,
  *                                                         the VM runs on hv-b
  *   bench_replication unplanned DIR PORT PORT_A           failover on hv-b to the point before the
@@ -240,8 +242,23 @@ static int reverse_main(int argc, char **argv) {
     guest_writes(strcmp(argv[5], "a") == 0 ? a : b, atof(argv[6]), strtoull(argv[7], NULL, 10), atoi(argv[8]),
                  atoi(argv[9]));
   } else if (strcmp(cmd, "rcycle") == 0) {
-    vmr_instance_release(finish(vmr_replicate_now(a, "bench", &job), &job, "cycle"));
-    print_disks(a, b);
+    /* Timed from the call to the job's end; the change source says feed or scan. */
+    double t0 = now_s();
+    vmr_instance *p = finish(vmr_replicate_now(a, "bench", &job), &job, "cycle");
+    double t1 = now_s();
+    char *src = NULL;
+    vmr_instance_get_string(p, "ChangeSource", &src);
+    char *da = disk_of(a), *fb = folder_of(b);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"seconds\": %.6f, \"source\": \"%s\", \"blocks\": %llu, \"data_bytes\": %llu, \"wire_bytes\": %llu, "
+           "\"disk\": \"%s\", \"replica_image\": \"%s/replica/disk0.img\", \"peak_rss_bytes\": %lld}\n",
+           t1 - t0, src ? src : "", (unsigned long long)u64(p, "BlocksSent"), (unsigned long long)u64(p, "DataBytesSent"),
+           (unsigned long long)u64(p, "WireBytes"), da, fb, (long long)ru.ru_maxrss * 1024);
+    vmr_free(src);
+    vmr_free(da);
+    vmr_free(fb);
+    vmr_instance_release(p);
   } else if (strcmp(cmd, "planned") == 0) {
     power(a, 3);
     vmr_instance_release(finish(vmr_request_replication_state_change(a, "bench", 4, &job), &job, "prepare (4)"));
