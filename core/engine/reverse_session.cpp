@@ -261,6 +261,14 @@ Status ReplicaSession::reverse_cycle(const proto::CycleBegin& b) {
   const VmRecord& rec = vm->vm;
   const size_t nd = rec.disks.size();
   if (ctx->cycle) return Status::InvalidState("the reverse of VM " + rec.name + " is already prepared");
+  // What reverse_begin checked may have changed since (someone started the VM).
+  if (rec.enabled_state != kEnabledStateOff)
+    return Status::SystemInUse("VM " + rec.name + " was started on " + r_.opts_.host_name + " during the reverse");
+  if (auto relr = r_.relationship(*vm); !relr || !*relr || !(*relr)->reverse_json.empty() ||
+                                        (*relr)->peer_host != primary_host_ ||
+                                        (ctx->planned ? (*relr)->state != ReplicationState::SyncedReplicationComplete
+                                                      : (*relr)->state != ReplicationState::WaitingToCompleteInitialReplication))
+    return Status::InvalidState("the relationship of VM " + rec.name + " changed during the reverse");
   if (b.cycle_id < 2 || b.disk_sizes.size() != nd || b.block_size != r_.opts_.block_size)
     return Status::InvalidParameter("reverse cycle does not match VM " + rec.name);
   for (size_t d = 0; d < nd; ++d)
