@@ -10,7 +10,7 @@ PKGS=(
   libxxhash-dev libzstd-dev libsqlite3-dev libpugixml-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev
   lua-busted lua-luv python3 python3-pytest python3-pip python3-setuptools ansible-core abigail-tools
-  rsync hyperfine xxhash openssl iproute2 time xfsprogs
+  rsync hyperfine xxhash openssl iproute2 time xfsprogs valgrind
 )
 missing=()
 for p in "${PKGS[@]}"; do

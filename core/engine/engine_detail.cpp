@@ -81,6 +81,14 @@ Result<json> call(Channel& ch, uint64_t seq, std::string method, const json& bod
   return j;
 }
 
+Status peer_refusal(Channel& ch, const Status& failure) {
+  if (failure.code() != Code::SystemNotAvailable) return failure;
+  auto m = ch.recv(std::chrono::milliseconds(500));
+  if (m)
+    if (auto* e = std::get_if<protocol::Error>(&*m)) return Status(static_cast<Code>(e->code), e->text);
+  return failure;
+}
+
 Result<BlockIndex> fetch_index(Channel& ch, uint64_t& seq, const std::string& method, json body, HashAlgorithm alg,
                                uint32_t block_size, uint64_t disk_size, std::chrono::milliseconds timeout) {
   auto idx = BlockIndex::create(alg, block_size, disk_size);

@@ -38,6 +38,11 @@ Status remove_tree(const std::string& path);
 Result<nlohmann::json> call(Channel& ch, uint64_t seq, std::string method, const nlohmann::json& body,
                             std::chrono::milliseconds timeout);
 
+// A send to the peer failed (`failure`): when the peer had refused what we were sending (an
+// Error message it sent before closing), that refusal is the real answer; else `failure`.
+// Waits briefly for the refusal to arrive.
+Status peer_refusal(Channel& ch, const Status& failure);
+
 // A whole block index fetched in chunks with `method` ("index", "reverse_index"): `body`
 // names the VM and disk; "first" and "count" are added, and a "rescan" flag is kept for the
 // first chunk only.

@@ -667,7 +667,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
   cb.block_size = bs;
   cb.compression = mine.CompressionEnabled.value_or(false);
   cb.zstd_level = opts_.zstd_level;
-  VMREPL_RETURN_IF_ERROR(ch.send(cb));
+  if (Status st = ch.send(cb); !st.ok()) return engine_detail::peer_refusal(ch, st);
   uint64_t total = 0;
   for (const auto& d : vm.disks) total += d.size_bytes;
   SendPlan plan{vm, cycle, cb.compression, merkle ? &a_now : nullptr, 0, total};
@@ -676,6 +676,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
   if (!sent.ok()) {
     // Cancelled or failed midway: the old primary undoes the cycle when the stream breaks;
     // wait for its answer so that, when this job ends, it is back in its prior state.
+    if (sent.code() == Code::SystemNotAvailable && !t.cancelled()) return engine_detail::peer_refusal(ch, sent);
     ch.send(proto::error_from(Status::Failed("reverse stopped by the new primary: " + sent.message())));
     ch.recv(opts_.io_timeout);
     return sent;
@@ -687,7 +688,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
   for (size_t d = 0; d < nd; ++d) end.disk_roots.push_back(MerkleTree::from_index(now[d]).root());
   end.blocks_sent = tally.blocks;
   end.bytes_sent = ch.bytes_sent();
-  VMREPL_RETURN_IF_ERROR(ch.send(end));
+  if (Status st = ch.send(end); !st.ok()) return engine_detail::peer_refusal(ch, st);
   t.phase("waiting for the old primary to apply and verify");
   auto ack = ch.expect<proto::Ack>(opts_.io_timeout * 10);
   if (!ack) return ack.status();

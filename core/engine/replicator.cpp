@@ -486,11 +486,12 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   begin.block_size = bs;
   begin.compression = compress;
   begin.zstd_level = opts_.zstd_level;
-  VMREPL_RETURN_IF_ERROR(ch.send(begin));
+  if (Status sent = ch.send(begin); !sent.ok()) return engine_detail::peer_refusal(ch, sent);
 
   SendPlan plan{vm, cycle_id, compress, &base, total_bytes / 4, total_bytes};
   SendTally tally(nd);
-  VMREPL_RETURN_IF_ERROR(send_blocks(t, ch, seq, plan, now, candidates, tally));
+  if (Status sent = send_blocks(t, ch, seq, plan, now, candidates, tally); !sent.ok())
+    return engine_detail::peer_refusal(ch, sent);
   const uint64_t sent_blocks = tally.blocks, sent_data = tally.data_bytes;
   DiskBlockSets& sent_sets = tally.sets;
   proto::CycleEnd end;
@@ -500,7 +501,7 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   for (size_t d = 0; d < nd; ++d) end.disk_roots.push_back(MerkleTree::from_index(now[d]).root());
   end.blocks_sent = sent_blocks;
   end.bytes_sent = ch.bytes_sent();
-  VMREPL_RETURN_IF_ERROR(ch.send(end));
+  if (Status sent = ch.send(end); !sent.ok()) return engine_detail::peer_refusal(ch, sent);
   t.phase("waiting for the replica to apply");
   auto ack = ch.expect<proto::Ack>(opts_.io_timeout * 10);
   if (!ack) {

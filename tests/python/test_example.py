@@ -1,4 +1,5 @@
-"""examples/python/digest.py, replicate.py and runbook.py run as documented."""
+"""examples/python/digest.py, replicate.py, planned.py, unplanned.py and
+concurrent_vms.py (asyncio, two VMs at once) run as documented."""
 
 from __future__ import annotations
 
@@ -47,10 +48,10 @@ def test_replicate_example(tmp_path) -> None:
     assert out.rstrip().endswith("the replica matches the primary")
 
 
-def test_runbook_example(tmp_path) -> None:
+def test_planned_example(tmp_path) -> None:
     env = dict(os.environ, PYTHONPATH=str(BINDING))
     r = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "python" / "runbook.py"), str(tmp_path), "--size-mib", "16"],
+        [sys.executable, str(REPO / "examples" / "python" / "planned.py"), str(tmp_path), "--size-mib", "16"],
         env=env,
         capture_output=True,
         text=True,
@@ -73,3 +74,63 @@ def test_runbook_example(tmp_path) -> None:
     for blocks, data, _wire, share in sent:
         assert 0 < int(blocks) <= 8 and 0 < int(data) <= 8 * 65536 and float(share) < 5
     assert out.rstrip().endswith("hv-b's replica equals its disk")
+
+
+def test_unplanned_example(tmp_path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(BINDING))
+    r = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "python" / "unplanned.py"), str(tmp_path), "--size-mib", "16"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "recovery points on hv-b: [1, 2, 3]" in out
+    steps = re.findall(r"^(\d)\. (.+?): (JobState 7 \(Completed\)|done at once); (.*)$", out, re.M)
+    assert [int(n) for n, *_ in steps] == list(range(1, 7))
+    assert steps[0][1] == "fail over on hv-b to point 2 (older)" and "hv-b mode 2 state 5 (Recovered)" in steps[0][3]
+    assert "   hv-b's disk is point 2 (Merkle roots match)" in out
+    assert steps[1][1] == "commit failover on hv-b" and "hv-b mode 2 state 6 (Committed)" in steps[1][3]
+    assert steps[3][1] == "make web01 on hv-a a replica"
+    assert steps[3][3].startswith("hv-a mode 2 state 2 (WaitingToCompleteInitialReplication)")
+    assert steps[4][1] == "reverse replication on hv-b -> hv-a (verify full)"
+    assert "hv-b mode 1 state 1 (ReadyForReplication)" in steps[4][3]
+    assert steps[5][3] == "hv-a mode 2 state 3 (Replicating), hv-b mode 1 state 3 (Replicating)"
+    # The reverse undid hv-a's unreplicated writes and carried hv-b's: a few blocks, not the disk.
+    sent = re.search(r"^   reverse sent (\d+) blocks, (\d+) data bytes of a 16777216-byte disk", out, re.M)
+    assert sent and 0 < int(sent.group(1)) <= 16
+    assert out.rstrip().endswith("hv-a's replica equals its disk")
+
+
+def test_concurrent_vms_example(tmp_path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(BINDING))
+    r = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "python" / "concurrent_vms.py"), str(tmp_path), "--size-mib", "16"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    expected = [
+        "enable replication to hv-b",
+        "initial replication",
+        "cycle hv-a -> hv-b",
+        "prepare planned failover on hv-a",
+        "fail over on hv-b",
+        "reverse hv-b -> hv-a",
+        "cycle hv-b -> hv-a",
+    ]
+    where = {}
+    for name in ("web01", "web02"):
+        mine = [(i, l) for i, l in enumerate(lines) if l.startswith(f"[{name}] ")]
+        assert [l[len(name) + 3:].split(":")[0].split(" (")[0] for _, l in mine] == expected, mine
+        assert all("JobState 7 (Completed)" in l for _, l in mine)
+        assert mine[-1][1].endswith("hv-a mode 2 state 3, hv-b mode 1 state 3")
+        where[name] = [i for i, _ in mine]
+    # Both driven at once: each VM's first step comes before the other's last one.
+    assert where["web02"][0] < where["web01"][-1] and where["web01"][0] < where["web02"][-1]
+    assert lines[-1] == "both reversed: hv-b is the primary of web01 and web02; hv-a's replicas equal their disks"

@@ -18,11 +18,11 @@ def test_digest_completes_with_its_results(svc: vmrepl.Service) -> None:
     vm = svc.define_system(name="vm", disks=[8 * MiB, 4 * MiB])
     write(svc, vm, 3 * MiB, b"x" * 100_000)
     with svc.compute_digest(vm) as job:
-        assert isinstance(job, vmrepl.Job)
+        assert isinstance(job, vmrepl.Job) and job.service is svc
         assert uuid.UUID(job.instance_id) and job.name == "ComputeDigest vm"
         assert job.job_type == vmrepl.JobType.ConsistencyCheckerRun == 113
         result = job.wait()
-        assert job.state == JobState.Completed and job.done
+        assert job.state == JobState.Completed and job.done and job.state.is_final
         assert job.error_code == vmrepl.Status.OK
         assert job.percent_complete == 100
         assert job.progress == vmrepl.Progress("done", 12 * MiB, 12 * MiB, job.progress.rate, 0, 100)
@@ -199,3 +199,9 @@ def test_closing_the_service_from_a_progress_callback_during_wait(root: str) -> 
     with pytest.raises(vmrepl.Failed) as ei:
         job.wait(timeout=30)
     assert ei.value.job_state == JobState.Terminated and svc.closed
+
+
+def test_job_state_is_final() -> None:
+    final = {JobState.Completed, JobState.Terminated, JobState.Killed, JobState.Exception}
+    assert {s for s in JobState if s.is_final} == final
+    assert not JobState.Running.is_final and not JobState.New.is_final

@@ -119,3 +119,19 @@ def test_a_function_newer_than_the_library_is_not_supported() -> None:
     with pytest.raises(ImportError, match=name):
         _ffi.ffi(name, [], None)  # a required one is an ImportError at import time
     assert name not in _ffi.PROTOTYPES
+
+
+def test_not_found_is_file_not_found_and_raised_by_the_engine(svc: vmrepl.Service) -> None:
+    """32779 under the issue's name: vmrepl.NotFound is vmrepl.FileNotFound (one class)."""
+    assert vmrepl.NotFound is vmrepl.FileNotFound
+    assert "NotFound" in vmrepl.__all__ and "FileNotFound" in vmrepl.__all__
+    caught = None
+    try:
+        svc.get_system("no-such-vm")  # a real unknown VM, not a constructed error
+    except vmrepl.NotFound as e:
+        caught = e
+    assert caught is not None and caught.code == 32779 == vmrepl.Status.FileNotFound
+    assert type(caught) is vmrepl.FileNotFound and isinstance(caught, vmrepl.Error)
+    assert caught.message and caught.job_id is None
+    with pytest.raises(vmrepl.NotFound):
+        svc.destroy_system("ghost")

@@ -53,6 +53,7 @@ from .errors import (
     IncorrectDataType,
     InvalidParameter,
     InvalidState,
+    NotFound,
     NotSupported,
     OutOfMemory,
     SystemInUse,
@@ -143,4 +144,5 @@ __all__ = [
     "SystemNotAvailable",
     "OutOfMemory",
     "FileNotFound",
+    "NotFound",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "SystemNotAvailable",
     "OutOfMemory",
     "FileNotFound",
+    "NotFound",
     "error_for",
 ]
 
@@ -153,9 +154,16 @@ class OutOfMemory(Error):
 
 
 class FileNotFound(Error):
-    """32779 File not found."""
+    """32779 File not found (the model's name; also: no such VM, job or authorization entry).
+
+    Also exported as :data:`NotFound`, the same class."""
 
     default_code = 32779
+
+
+#: 32779 under the name the binding's design uses: ``except vmrepl.NotFound`` is
+#: ``except vmrepl.FileNotFound`` (one class, two names; ``type(e).__name__`` is FileNotFound).
+NotFound = FileNotFound
 
 
 #: code -> exception class (spec §1).

@@ -2,7 +2,7 @@
 """A planned disaster-recovery runbook between two services of this process over 127.0.0.1.
 
     VMREPL_LIBRARY=build/capi/libvmrepl.so PYTHONPATH=bindings/python \\
-        python3 examples/python/runbook.py [WORK_DIR] [--size-mib N]
+        python3 examples/python/planned.py [WORK_DIR] [--size-mib N]
 
 hv-a replicates web01 to hv-b. Then, as an operator would on the day of a planned move:
 
@@ -150,7 +150,7 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.size_mib < 8:
         ap.error("--size-mib must be at least 8")
-    tmp = None if args.work else tempfile.mkdtemp(prefix="vmrepl-runbook-")
+    tmp = None if args.work else tempfile.mkdtemp(prefix="vmrepl-planned-")
     work = os.path.abspath(args.work or tmp)  # type: ignore[arg-type]
     try:
         sys.exit(main(work, args.size_mib))

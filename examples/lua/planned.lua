@@ -14,7 +14,7 @@
   primary a replica. Every step prints its job's final state and both sides' ReplicationMode /
   ReplicationState; each reverse prints what it sent against the disk's size.
 
-    LUA_CPATH="build/bindings/lua/lua/?.so;;" lua5.4 examples/lua/runbook.lua [SCRATCH_DIR] [--size-mib N]
+    LUA_CPATH="build/bindings/lua/lua/?.so;;" lua5.4 examples/lua/planned.lua [SCRATCH_DIR] [--size-mib N]
 
   SCRATCH_DIR defaults to a fresh temporary directory, removed at the end. Exit status 0 when,
   at the end, hv-b's replica equals hv-a's disk byte for byte.
