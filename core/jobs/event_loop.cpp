@@ -1,5 +1,8 @@
 #include "core/jobs/event_loop.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -14,6 +17,13 @@ EventLoop::EventLoop() {
   std::promise<void> started;
   auto ready = started.get_future();
   thread_ = std::thread([this, &started] {
+    // Every socket write happens on this thread. A write to a peer that went away must give
+    // EPIPE, not a SIGPIPE that kills the program hosting the library: block it here (the
+    // signal stays pending on this thread, which never unblocks it).
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     thread_id_ = std::this_thread::get_id();
     started.set_value();
     uv_run(&loop_, UV_RUN_DEFAULT);
