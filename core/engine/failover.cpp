@@ -668,6 +668,8 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
   cb.compression = mine.CompressionEnabled.value_or(false);
   cb.zstd_level = opts_.zstd_level;
   if (Status st = ch.send(cb); !st.ok()) return engine_detail::peer_refusal(ch, st);
+  // The old primary prepares (its disks become the replica's image) and accepts, or refuses.
+  if (auto accepted = ch.expect<proto::Ack>(opts_.io_timeout * 20); !accepted) return accepted.status();
   uint64_t total = 0;
   for (const auto& d : vm.disks) total += d.size_bytes;
   SendPlan plan{vm, cycle, cb.compression, merkle ? &a_now : nullptr, 0, total};

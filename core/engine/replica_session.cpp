@@ -342,6 +342,9 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
   auto type = b.point_type == to_number(RecoveryPointType::PlannedFailover) ? RecoveryPointType::PlannedFailover
               : b.point_type == to_number(RecoveryPointType::ApplicationConsistent) ? RecoveryPointType::ApplicationConsistent
                                                                                       : RecoveryPointType::Standard;
+  // Accepted: the primary sends its batches only after this, so a refusal above always
+  // reaches it as the answer (not as a broken pipe on its next batch).
+  VMREPL_RETURN_IF_ERROR(ch_->send(proto::Ack{b.seq, 0, "", "{\"accepted\":true}"}));
   const uint64_t bytes_at_begin = ch_->bytes_consumed();
   const int64_t begun_us = now_us();
   CycleResult res;

