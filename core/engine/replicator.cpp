@@ -488,7 +488,13 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   begin.zstd_level = opts_.zstd_level;
   if (Status sent = ch.send(begin); !sent.ok()) return engine_detail::peer_refusal(ch, sent);
   // The replica accepts the cycle (or refuses it, with the reason) before any batch goes.
-  if (auto accepted = ch.expect<proto::Ack>(opts_.io_timeout * 20); !accepted) return accepted.status();
+  if (auto accepted = ch.expect<proto::Ack>(opts_.io_timeout * 20); !accepted) {
+    rel.stats.failure_count++;
+    rel.health = ReplicationHealth::Warning;
+    rel.health_text = accepted.status().message();
+    put_relationship(vmref, rel);
+    return accepted.status();
+  }
 
   SendPlan plan{vm, cycle_id, compress, &base, total_bytes / 4, total_bytes};
   SendTally tally(nd);
