@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "core/service/remote_api.h"
 #include "core/service/replication_service.h"
+#include "core/service/service_api.h"
 #include "core/settings/cim_xml.h"
 #include "core/settings/json.h"
 #include "core/settings/mof.h"
@@ -98,12 +100,12 @@ struct EventHub {
 };
 
 struct ServiceHandle {
-  std::unique_ptr<ReplicationService> svc;
+  std::unique_ptr<ServiceApi> api;
   std::shared_ptr<EventHub> hub;
 };
 
 struct JobHandle {
-  std::shared_ptr<Job> job;
+  JobPtr job;
   std::shared_ptr<EventHub> hub;
 };
 
@@ -124,11 +126,17 @@ const InstanceHandle* I(const vmr_instance* p) { return reinterpret_cast<const I
 const ListHandle* L(const vmr_list* p) { return reinterpret_cast<const ListHandle*>(p); }
 vmr_instance* out_instance(Instance inst) { return reinterpret_cast<vmr_instance*>(new InstanceHandle{std::move(inst)}); }
 
-vmr_job* new_job_handle(vmr_service* s, std::shared_ptr<Job> j) {
+vmr_job* new_job_handle(vmr_service* s, JobPtr j) {
   return reinterpret_cast<vmr_job*>(new JobHandle{std::move(j), S(s)->hub});
 }
 
-vmr_status out_job(vmr_service* s, Result<std::shared_ptr<Job>> r, vmr_job** job) {
+vmr_list* out_list(std::vector<Instance> items) {
+  auto list = std::make_unique<ListHandle>();
+  for (auto& i : items) list->items.push_back(InstanceHandle{std::move(i)});
+  return reinterpret_cast<vmr_list*>(list.release());
+}
+
+vmr_status out_job(vmr_service* s, Result<JobPtr> r, vmr_job** job) {
   if (!r) return fail(r.status());
   *job = new_job_handle(s, std::move(r).value());
   return succeed(VMR_JOB_STARTED);
@@ -157,22 +165,22 @@ VMR_EXTERN vmr_status vmr_open(const char* uri, const char* options_json, vmr_se
     *out = nullptr;
     VMR_REQUIRE_ARG(uri, "uri");
     std::string_view u(uri);
-    if (u.starts_with("unix:") || u.starts_with("vmrepl://"))
-      return fail(Code::NotSupported, "remote services (" + std::string(u.substr(0, u.find(':'))) +
-                                          ":) are not available in this build; use local:<root>");
-    if (!u.starts_with("local:"))
-      return fail(Code::InvalidParameter, "unknown URI '" + std::string(u.substr(0, 128)) +
-                                              "': expected local:<absolute host root>");
-    auto opts = ServiceOptions::from_json(options_json ? options_json : "");
-    if (!opts) return fail(opts.status());
-    auto svc = ReplicationService::open(std::string(u.substr(6)), std::move(opts).value());
-    if (!svc) return fail(svc.status());
     auto handle = std::make_unique<ServiceHandle>();
-    handle->svc = std::move(svc).value();
+    if (u.starts_with("local:")) {
+      auto opts = ServiceOptions::from_json(options_json ? options_json : "");
+      if (!opts) return fail(opts.status());
+      auto svc = ReplicationService::open(std::string(u.substr(6)), std::move(opts).value());
+      if (!svc) return fail(svc.status());
+      handle->api = make_local_api(std::move(svc).value());
+    } else {
+      auto api = connect_remote_api(u, options_json ? options_json : "");
+      if (!api) return fail(api.status());
+      handle->api = std::move(api).value();
+    }
     handle->hub = std::make_shared<EventHub>();
     std::weak_ptr<EventHub> weak = handle->hub;
-    handle->svc->jobs().add_listener([weak](const std::shared_ptr<Job>& j) {
-      if (auto hub = weak.lock()) hub->note(j->id());
+    handle->api->set_job_listener([weak](const Guid& id) {
+      if (auto hub = weak.lock()) hub->note(id);
     });
     *out = reinterpret_cast<vmr_service*>(handle.release());
     return succeed();
@@ -182,7 +190,7 @@ VMR_EXTERN vmr_status vmr_open(const char* uri, const char* options_json, vmr_se
 VMR_EXTERN void vmr_close(vmr_service* svc) {
   if (!svc) return;
   try {
-    S(svc)->svc.reset();
+    S(svc)->api.reset();
   } catch (...) {
   }
   delete S(svc);
@@ -192,7 +200,9 @@ VMR_EXTERN vmr_status vmr_service_info(vmr_service* svc, vmr_instance** out) {
   return guarded([&]() -> vmr_status {
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(out, "out");
-    *out = out_instance(S(svc)->svc->info());
+    auto r = S(svc)->api->info();
+    if (!r) return fail(r.status());
+    *out = out_instance(std::move(r).value());
     return succeed();
   });
 }
@@ -237,9 +247,7 @@ VMR_EXTERN vmr_status vmr_define_system(vmr_service* svc, const char* definition
     *vm = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(definition_json, "definition_json");
-    auto def = parse_vm_definition_json(definition_json);
-    if (!def) return fail(def.status());
-    auto r = S(svc)->svc->define_system(*def);
+    auto r = S(svc)->api->define_system(definition_json);
     if (!r) return fail(r.status());
     *vm = out_instance(std::move(r).value());
     return succeed();
@@ -252,7 +260,7 @@ VMR_EXTERN vmr_status vmr_get_system(vmr_service* svc, const char* cs, vmr_insta
     *vm = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(cs, "computer_system");
-    auto r = S(svc)->svc->get_system(cs);
+    auto r = S(svc)->api->get_system(cs);
     if (!r) return fail(r.status());
     *vm = out_instance(std::move(r).value());
     return succeed();
@@ -264,7 +272,7 @@ VMR_EXTERN vmr_status vmr_list_systems(vmr_service* svc, vmr_list** vms) {
     VMR_REQUIRE_ARG(vms, "vms");
     *vms = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
-    auto r = S(svc)->svc->list_systems();
+    auto r = S(svc)->api->list_systems();
     if (!r) return fail(r.status());
     auto list = std::make_unique<ListHandle>();
     for (auto& i : *r) list->items.push_back(InstanceHandle{std::move(i)});
@@ -277,7 +285,7 @@ VMR_EXTERN vmr_status vmr_destroy_system(vmr_service* svc, const char* cs) {
   return guarded([&]() -> vmr_status {
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(cs, "computer_system");
-    Status st = S(svc)->svc->destroy_system(cs);
+    Status st = S(svc)->api->destroy_system(cs);
     return st.ok() ? succeed() : fail(st);
   });
 }
@@ -288,7 +296,7 @@ VMR_EXTERN vmr_status vmr_request_state_change(vmr_service* svc, const char* cs,
     if (job) *job = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(cs, "computer_system");
-    Status st = S(svc)->svc->request_state_change(cs, requested_state);
+    Status st = S(svc)->api->request_state_change(cs, requested_state);
     return st.ok() ? succeed() : fail(st);
   });
 }
@@ -299,9 +307,31 @@ VMR_EXTERN vmr_status vmr_disk_path(vmr_service* svc, const char* cs, uint32_t d
     *path = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(cs, "computer_system");
-    auto r = S(svc)->svc->disk_path(cs, disk);
+    auto r = S(svc)->api->disk_path(cs, disk);
     if (!r) return fail(r.status());
     *path = dup_string(*r);
+    return succeed();
+  });
+}
+
+VMR_EXTERN vmr_status vmr_set_bandwidth_limit(vmr_service* svc, const char* cs, uint64_t bytes_per_s) {
+  return guarded([&]() -> vmr_status {
+    VMR_REQUIRE_ARG(svc, "service");
+    if (cs && !*cs) return fail(Code::InvalidParameter, "computer_system is empty (NULL means the whole service)");
+    Status st = S(svc)->api->set_bandwidth_limit(cs ? cs : "", bytes_per_s);
+    return st.ok() ? succeed() : fail(st);
+  });
+}
+
+VMR_EXTERN vmr_status vmr_get_bandwidth_limit(vmr_service* svc, const char* cs, uint64_t* bytes_per_s) {
+  return guarded([&]() -> vmr_status {
+    VMR_REQUIRE_ARG(bytes_per_s, "bytes_per_s");
+    *bytes_per_s = 0;
+    VMR_REQUIRE_ARG(svc, "service");
+    if (cs && !*cs) return fail(Code::InvalidParameter, "computer_system is empty (NULL means the whole service)");
+    auto r = S(svc)->api->bandwidth_limit(cs ? cs : "");
+    if (!r) return fail(r.status());
+    *bytes_per_s = *r;
     return succeed();
   });
 }
@@ -312,7 +342,7 @@ VMR_EXTERN vmr_status vmr_compute_digest(vmr_service* svc, const char* cs, vmr_j
     *job = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(cs, "computer_system");
-    return out_job(svc, S(svc)->svc->compute_digest(cs), job);
+    return out_job(svc, S(svc)->api->compute_digest(cs), job);
   });
 }
 
@@ -337,7 +367,7 @@ VMR_EXTERN vmr_status vmr_job_wait(vmr_job* job, int64_t timeout_ms) {
 VMR_EXTERN vmr_status vmr_job_cancel(vmr_job* job) {
   return guarded([&]() -> vmr_status {
     VMR_REQUIRE_ARG(job, "job");
-    Status st = J(job)->job->request_state_change(to_number(JobRequestedState::Terminate));
+    Status st = J(job)->job->cancel();
     return st.ok() ? succeed() : fail(st);
   });
 }
@@ -368,12 +398,9 @@ VMR_EXTERN vmr_status vmr_get_job(vmr_service* svc, const char* instance_id, vmr
     *job = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(instance_id, "instance_id");
-    auto g = Guid::parse(instance_id);
-    if (!g) return fail(g.status().Annotate("InstanceID"));
-    auto j = S(svc)->svc->find_job(instance_id);
-    if (!j) return fail(Code::FileNotFound, "no job " + g->to_string() + " on this service (finished jobs are kept " +
-                                                std::to_string(S(svc)->svc->options().job_retention_s) + " s)");
-    *job = new_job_handle(svc, std::move(j));
+    auto j = S(svc)->api->get_job(instance_id);
+    if (!j) return fail(j.status());
+    *job = new_job_handle(svc, std::move(j).value());
     return succeed();
   });
 }
@@ -383,9 +410,9 @@ VMR_EXTERN vmr_status vmr_list_jobs(vmr_service* svc, vmr_list** jobs) {
     VMR_REQUIRE_ARG(jobs, "jobs");
     *jobs = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
-    auto list = std::make_unique<ListHandle>();
-    for (const auto& j : S(svc)->svc->list_jobs()) list->items.push_back(InstanceHandle{j->snapshot()});
-    *jobs = reinterpret_cast<vmr_list*>(list.release());
+    auto r = S(svc)->api->list_jobs();
+    if (!r) return fail(r.status());
+    *jobs = out_list(std::move(r).value());
     return succeed();
   });
 }
@@ -553,17 +580,11 @@ vmr_status job_call(vmr_service* svc, vmr_job** job, F&& fn) {
     VMR_REQUIRE_ARG(job, "job");
     *job = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
-    return out_job(svc, fn(*S(svc)->svc), job);
+    return out_job(svc, fn(*S(svc)->api), job);
   });
 }
 
 std::string_view sv(const char* s) { return s ? std::string_view(s) : std::string_view(); }
-
-vmr_list* out_list(std::vector<Instance> items) {
-  auto list = std::make_unique<ListHandle>();
-  for (auto& i : items) list->items.push_back(InstanceHandle{std::move(i)});
-  return reinterpret_cast<vmr_list*>(list.release());
-}
 
 }  // namespace
 
@@ -571,57 +592,57 @@ extern "C" {
 
 VMR_EXTERN vmr_status vmr_create_replication_relationship(vmr_service* svc, const char* cs, const char* sd, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.create_replication_relationship(cs, sv(sd)); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.create_replication_relationship(cs, sv(sd)); });
 }
 
 VMR_EXTERN vmr_status vmr_start_replication(vmr_service* svc, const char* cs, uint16_t type, const char* export_location,
                                             const char* start_time, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
   return job_call(svc, job,
-                  [&](ReplicationService& s) { return s.start_replication(cs, type, sv(export_location), sv(start_time)); });
+                  [&](ServiceApi& s) { return s.start_replication(cs, type, sv(export_location), sv(start_time)); });
 }
 
 VMR_EXTERN vmr_status vmr_modify_replication_settings(vmr_service* svc, const char* cs, const char* sd, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.modify_replication_settings(cs, sv(sd)); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.modify_replication_settings(cs, sv(sd)); });
 }
 
 VMR_EXTERN vmr_status vmr_remove_replication_relationship(vmr_service* svc, const char* cs, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.remove_replication_relationship(cs); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.remove_replication_relationship(cs); });
 }
 
 VMR_EXTERN vmr_status vmr_request_replication_state_change(vmr_service* svc, const char* cs, uint16_t requested,
                                                            vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.request_replication_state_change(cs, requested); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.request_replication_state_change(cs, requested); });
 }
 
 VMR_EXTERN vmr_status vmr_initiate_failover(vmr_service* svc, const char* cs, const char* snapshot, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.initiate_failover(cs, sv(snapshot)); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.initiate_failover(cs, sv(snapshot)); });
 }
 
 VMR_EXTERN vmr_status vmr_revert_failover(vmr_service* svc, const char* cs, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.revert_failover(cs); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.revert_failover(cs); });
 }
 
 VMR_EXTERN vmr_status vmr_commit_failover(vmr_service* svc, const char* cs, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.commit_failover(cs); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.commit_failover(cs); });
 }
 
 VMR_EXTERN vmr_status vmr_test_replica_system(vmr_service* svc, const char* cs, const char* snapshot, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.test_replica_system(cs, sv(snapshot)); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.test_replica_system(cs, sv(snapshot)); });
 }
 
 VMR_EXTERN vmr_status vmr_reverse_replication_relationship_ex(vmr_service* svc, const char* cs, const char* sd,
                                                               uint32_t flags, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
   if (flags & ~VMR_REVERSE_VERIFY_FULL) return fail(Code::InvalidParameter, "flags: unknown bits");
-  return job_call(svc, job, [&](ReplicationService& s) {
+  return job_call(svc, job, [&](ServiceApi& s) {
     return s.reverse_replication_relationship(cs, sv(sd), (flags & VMR_REVERSE_VERIFY_FULL) != 0);
   });
 }
@@ -633,18 +654,18 @@ VMR_EXTERN vmr_status vmr_reverse_replication_relationship(vmr_service* svc, con
 
 VMR_EXTERN vmr_status vmr_resynchronize(vmr_service* svc, const char* cs, const char* start_time, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.resynchronize(cs, sv(start_time)); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.resynchronize(cs, sv(start_time)); });
 }
 
 VMR_EXTERN vmr_status vmr_replicate_now(vmr_service* svc, const char* cs, vmr_job** job) {
   if (!cs) return fail(Code::InvalidParameter, "computer_system is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) { return s.replicate_now(cs); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.replicate_now(cs); });
 }
 
 VMR_EXTERN vmr_status vmr_test_replication_connection(vmr_service* svc, const char* point, uint16_t port,
                                                       uint16_t auth_type, const char* thumbprint, vmr_job** job) {
   if (!point) return fail(Code::InvalidParameter, "recovery_connection_point is NULL");
-  return job_call(svc, job, [&](ReplicationService& s) {
+  return job_call(svc, job, [&](ServiceApi& s) {
     return s.test_replication_connection(point, port, auth_type, sv(thumbprint));
   });
 }
@@ -655,7 +676,7 @@ VMR_EXTERN vmr_status vmr_get_replication_statistics(vmr_service* svc, const cha
     *out = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(cs, "computer_system");
-    auto r = S(svc)->svc->get_replication_statistics(cs);
+    auto r = S(svc)->api->get_replication_statistics(cs);
     if (!r) return fail(r.status());
     *out = out_instance(std::move(r).value());
     return succeed();
@@ -668,7 +689,7 @@ VMR_EXTERN vmr_status vmr_get_replication_settings(vmr_service* svc, const char*
     *out = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(cs, "computer_system");
-    auto r = S(svc)->svc->get_replication_settings(cs);
+    auto r = S(svc)->api->get_replication_settings(cs);
     if (!r) return fail(r.status());
     *out = out_instance(std::move(r).value());
     return succeed();
@@ -681,7 +702,7 @@ VMR_EXTERN vmr_status vmr_list_recovery_points(vmr_service* svc, const char* cs,
     *out = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(cs, "computer_system");
-    auto r = S(svc)->svc->list_recovery_points(cs);
+    auto r = S(svc)->api->list_recovery_points(cs);
     if (!r) return fail(r.status());
     *out = out_list(std::move(r).value());
     return succeed();
@@ -689,7 +710,7 @@ VMR_EXTERN vmr_status vmr_list_recovery_points(vmr_service* svc, const char* cs,
 }
 
 VMR_EXTERN vmr_status vmr_modify_service_settings(vmr_service* svc, const char* sd, vmr_job** job) {
-  return job_call(svc, job, [&](ReplicationService& s) { return s.modify_service_settings(sv(sd)); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.modify_service_settings(sv(sd)); });
 }
 
 VMR_EXTERN vmr_status vmr_get_service_settings(vmr_service* svc, vmr_instance** out) {
@@ -697,21 +718,23 @@ VMR_EXTERN vmr_status vmr_get_service_settings(vmr_service* svc, vmr_instance** 
     VMR_REQUIRE_ARG(out, "settings");
     *out = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
-    *out = out_instance(S(svc)->svc->service_settings());
+    auto r = S(svc)->api->service_settings();
+    if (!r) return fail(r.status());
+    *out = out_instance(std::move(r).value());
     return succeed();
   });
 }
 
 VMR_EXTERN vmr_status vmr_add_authorization_entry(vmr_service* svc, const char* entry, vmr_job** job) {
-  return job_call(svc, job, [&](ReplicationService& s) { return s.add_authorization_entry(sv(entry)); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.add_authorization_entry(sv(entry)); });
 }
 
 VMR_EXTERN vmr_status vmr_modify_authorization_entry(vmr_service* svc, const char* entry, vmr_job** job) {
-  return job_call(svc, job, [&](ReplicationService& s) { return s.modify_authorization_entry(sv(entry)); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.modify_authorization_entry(sv(entry)); });
 }
 
 VMR_EXTERN vmr_status vmr_remove_authorization_entry(vmr_service* svc, const char* host, vmr_job** job) {
-  return job_call(svc, job, [&](ReplicationService& s) { return s.remove_authorization_entry(sv(host)); });
+  return job_call(svc, job, [&](ServiceApi& s) { return s.remove_authorization_entry(sv(host)); });
 }
 
 VMR_EXTERN vmr_status vmr_disk_mark_dirty(vmr_service* svc, const char* cs, uint32_t disk, uint64_t offset,
@@ -719,7 +742,7 @@ VMR_EXTERN vmr_status vmr_disk_mark_dirty(vmr_service* svc, const char* cs, uint
   return guarded([&]() -> vmr_status {
     VMR_REQUIRE_ARG(svc, "service");
     VMR_REQUIRE_ARG(cs, "computer_system");
-    Status st = S(svc)->svc->disk_mark_dirty(cs, disk, offset, length);
+    Status st = S(svc)->api->disk_mark_dirty(cs, disk, offset, length);
     return st.ok() ? succeed() : fail(st);
   });
 }
@@ -729,7 +752,9 @@ VMR_EXTERN vmr_status vmr_list_authorization_entries(vmr_service* svc, vmr_list*
     VMR_REQUIRE_ARG(out, "entries");
     *out = nullptr;
     VMR_REQUIRE_ARG(svc, "service");
-    *out = out_list(S(svc)->svc->list_authorization_entries());
+    auto r = S(svc)->api->list_authorization_entries();
+    if (!r) return fail(r.status());
+    *out = out_list(std::move(r).value());
     return succeed();
   });
 }

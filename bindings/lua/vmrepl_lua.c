@@ -1307,6 +1307,36 @@ static int svc_disk_mark_dirty(lua_State *L) {
   return 1;
 }
 
+/* ---- bandwidth limits (ABI 4): bytes/s, 0 = none; no vm = the whole service ---- */
+
+/* An optional "computer_system": nil or absent is NULL (the whole service). */
+static const char *opt_cs(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return NULL;
+  return check_cs(L, arg);
+}
+
+/* svc:set_bandwidth_limit(bytes_per_s [, vm]) -> true */
+static int svc_set_bandwidth_limit(lua_State *L) {
+  vmr_service *svc = check_service(L, 1);
+  uint64_t rate = (uint64_t)check_range(L, 2, 0, LUA_MAXINTEGER, "bytes_per_s");
+  const char *cs = opt_cs(L, 3);
+  vmr_status st = vmr_set_bandwidth_limit(svc, cs, rate);
+  if (st != VMR_OK) return push_failure(L, st);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* svc:bandwidth_limit([vm]) -> bytes_per_s (0 = none) */
+static int svc_bandwidth_limit(lua_State *L) {
+  vmr_service *svc = check_service(L, 1);
+  const char *cs = opt_cs(L, 2);
+  uint64_t rate = 0;
+  vmr_status st = vmr_get_bandwidth_limit(svc, cs, &rate);
+  if (st != VMR_OK) return push_failure(L, st);
+  push_u64(L, rate);
+  return 1;
+}
+
 /* The job-returning methods that take (svc, cs). */
 typedef vmr_status (*CsJobFn)(vmr_service *, const char *, vmr_job **);
 
@@ -1942,6 +1972,8 @@ static const luaL_Reg SERVICE_METHODS[] = {
     {"request_state_change", svc_request_state_change},
     {"disk_path", svc_disk_path},
     {"disk_mark_dirty", svc_disk_mark_dirty},
+    {"set_bandwidth_limit", svc_set_bandwidth_limit},
+    {"bandwidth_limit", svc_bandwidth_limit},
     {"compute_digest", svc_compute_digest},
     {"get_job", svc_get_job},
     {"list_jobs", svc_list_jobs},

@@ -1,25 +1,51 @@
 #include "core/engine/channel.h"
 
 #include <algorithm>
+#include <cctype>
 #include <future>
 
 #include "core/net/tcp.h"
+#include "core/net/unix.h"
 
 namespace vmrepl {
 
 Channel::Channel(EventLoop& loop, std::unique_ptr<Connection> conn)
-    : loop_(loop), conn_(std::move(conn)), peer_(conn_->peer()) {}
+    : loop_(loop), conn_(std::move(conn)), peer_(conn_->peer()), tls_(conn_->is_tls()) {}
 
 Result<std::shared_ptr<Channel>> Channel::connect(EventLoop& loop, const std::string& host, uint16_t port,
                                                   std::chrono::milliseconds timeout,
-                                                  std::chrono::milliseconds stall_timeout) {
+                                                  std::chrono::milliseconds stall_timeout,
+                                                  std::shared_ptr<TlsContext> tls, const std::string& tls_peer_name) {
+  return connect_with(loop, timeout, stall_timeout, std::move(tls), tls_peer_name, [host, port, timeout](uv_loop_t* uv, ConnectHandler done,
+                                                                 const ConnectionOptions& opts) {
+    tcp_connect(uv, host, port, static_cast<uint64_t>(timeout.count()), std::move(done), opts);
+  });
+}
+
+Result<std::shared_ptr<Channel>> Channel::connect_unix(EventLoop& loop, const std::string& path,
+                                                       std::chrono::milliseconds timeout,
+                                                       std::chrono::milliseconds stall_timeout,
+                                                       std::shared_ptr<TlsContext> tls) {
+  return connect_with(loop, timeout, stall_timeout, std::move(tls), {}, [path, timeout](uv_loop_t* uv, ConnectHandler done,
+                                                           const ConnectionOptions& opts) {
+    unix_connect(uv, path, static_cast<uint64_t>(timeout.count()), std::move(done), opts);
+  });
+}
+
+Result<std::shared_ptr<Channel>> Channel::connect_with(EventLoop& loop, std::chrono::milliseconds timeout,
+                                                       std::chrono::milliseconds stall_timeout,
+                                                       std::shared_ptr<TlsContext> tls, const std::string& tls_peer_name,
+                                                       const Connector& start) {
   std::promise<Result<std::shared_ptr<Channel>>> done;
   auto fut = done.get_future();
   auto opts = protocol::connection_options();
   opts.write_stall_timeout_ms = static_cast<uint64_t>(std::max<int64_t>(stall_timeout.count(), 1));
-  loop.post([&loop, &done, host, port, timeout, opts] {
-    tcp_connect(
-        loop.uv(), host, port, static_cast<uint64_t>(timeout.count()),
+  opts.tls = std::move(tls);
+  opts.tls_peer_name = tls_peer_name;
+  if (opts.tls && timeout.count() > 0) opts.tls_handshake_timeout_ms = static_cast<uint64_t>(timeout.count());
+  loop.post([&loop, &done, &start, opts] {
+    start(
+        loop.uv(),
         [&loop, &done](Result<std::unique_ptr<Connection>> r) {
           if (!r) {
             done.set_value(r.status());
@@ -29,7 +55,14 @@ Result<std::shared_ptr<Channel>> Channel::connect(EventLoop& loop, const std::st
         },
         opts);
   });
-  return fut.get();
+  auto r = fut.get();
+  if (!r || !(*r)->tls_) return r;
+  // The handshake is part of connecting: its failure is the connect's.
+  std::shared_ptr<Channel> ch = std::move(r).value();
+  std::unique_lock<std::mutex> lk(ch->mu_);
+  ch->cv_.wait(lk, [&] { return ch->secure_ || ch->closed_; });
+  if (!ch->secure_) return ch->close_reason_;
+  return ch;
 }
 
 std::shared_ptr<Channel> Channel::adopt(EventLoop& loop, std::unique_ptr<Connection> conn) {
@@ -59,15 +92,29 @@ void Channel::attach() {
     self->writable_ = true;
     self->cv_.notify_all();
   });
+  if (tls_) {
+    conn_->on_handshake([weak] {
+      auto self = weak.lock();
+      if (!self) return;
+      std::lock_guard<std::mutex> lk(self->mu_);
+      self->secure_ = true;
+      self->peer_sha1_ = self->conn_->peer_certificate_thumbprint("sha1");
+      self->peer_sha256_ = self->conn_->peer_certificate_thumbprint("sha256");
+      self->cv_.notify_all();
+    });
+  }
   conn_->on_close([weak](const Status& reason) {
     auto self = weak.lock();
     if (!self) return;
     std::lock_guard<std::mutex> lk(self->mu_);
     if (!self->closed_) {
       self->closed_ = true;
+      // Timeout and a refused TLS certificate keep their codes; any other failure is the
+      // connection's loss.
+      Code code = reason.code() == Code::Timeout || reason.code() == Code::AccessDenied ? reason.code()
+                                                                                       : Code::SystemNotAvailable;
       self->close_reason_ = reason.ok() ? Status::SystemNotAvailable("connection to " + self->peer_ + " closed by the peer")
-                                        : Status(reason.code() == Code::Timeout ? Code::Timeout : Code::SystemNotAvailable,
-                                                 "connection to " + self->peer_ + ": " + reason.message());
+                                        : Status(code, "connection to " + self->peer_ + ": " + reason.message());
     }
     self->cv_.notify_all();
   });
@@ -147,6 +194,21 @@ void Channel::close(Status reason) {
   loop_.post([self] {
     if (self->conn_) self->conn_->shutdown();
   });
+}
+
+std::string Channel::peer_thumbprint(std::string_view algo) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::string a;
+  for (char c : algo) {
+    if (c != '-') a += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return a == "sha1" ? peer_sha1_ : a == "sha256" ? peer_sha256_ : std::string();
+}
+
+bool Channel::peer_certificate_names(const std::string& host) {
+  if (!tls_) return false;
+  auto self = shared_from_this();
+  return loop_.run_sync([self, &host] { return self->conn_ && self->conn_->peer_certificate_names(host); });
 }
 
 bool Channel::is_open() const {

@@ -6,6 +6,12 @@
 // watermark (the peer is behind), and the connection stops reading when more than a few
 // received messages wait for recv() (we are behind), so TCP slows the peer down.
 //
+// TLS: with a TlsContext, connect() returns once the handshake finished (its failure is the
+// connect's: AccessDenied 32769 for a refused certificate). A TLS 1.3 client finishes before
+// the server has checked the client's certificate, so a server's refusal reaches the client
+// as the first recv()'s AccessDenied. The peer's certificate thumbprint is kept for the
+// caller's own check (peer_thumbprint).
+//
 // Thread-safety: every method may be called from any thread except the loop's (they block).
 // One thread sends and one receives at a time.
 #pragma once
@@ -13,12 +19,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "core/jobs/event_loop.h"
 #include "core/net/connection.h"
+#include "core/net/tcp.h"
 #include "core/protocol/messages.h"
 
 namespace vmrepl {
@@ -26,11 +35,21 @@ namespace vmrepl {
 class Channel : public std::enable_shared_from_this<Channel> {
  public:
   // Connects to host:port (SystemNotAvailable 32777 when refused or unreachable, Timeout
-  // 32772 after timeout). A peer that stops reading for `stall_timeout` closes the channel
-  // (SystemNotAvailable): a cut network does not block a sender for ever.
+  // 32772 after timeout), over TLS when `tls` (a client context) is given; then the server's
+  // certificate must also be issued to `tls_peer_name` unless it is empty. A peer that stops
+  // reading for `stall_timeout` closes the channel (SystemNotAvailable): a cut network does
+  // not block a sender for ever.
   static Result<std::shared_ptr<Channel>> connect(EventLoop& loop, const std::string& host, uint16_t port,
                                                   std::chrono::milliseconds timeout,
-                                                  std::chrono::milliseconds stall_timeout = std::chrono::seconds(60));
+                                                  std::chrono::milliseconds stall_timeout = std::chrono::seconds(60),
+                                                  std::shared_ptr<TlsContext> tls = nullptr,
+                                                  const std::string& tls_peer_name = {});
+  // Connects to the unix socket file `path`, otherwise as connect() (SystemNotAvailable when
+  // the file is missing or nobody listens, InvalidParameter for a path too long).
+  static Result<std::shared_ptr<Channel>> connect_unix(EventLoop& loop, const std::string& path,
+                                                       std::chrono::milliseconds timeout,
+                                                       std::chrono::milliseconds stall_timeout = std::chrono::seconds(60),
+                                                       std::shared_ptr<TlsContext> tls = nullptr);
   // Wraps an accepted connection. REQUIRES: loop thread.
   static std::shared_ptr<Channel> adopt(EventLoop& loop, std::unique_ptr<Connection> conn);
 
@@ -62,9 +81,22 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // Wire bytes of the messages recv() has returned so far (received ones may wait in a queue).
   uint64_t bytes_consumed() const;
   const std::string& peer() const { return peer_; }
+  bool is_tls() const { return tls_; }
+  // The peer certificate's thumbprint (Connection::peer_certificate_thumbprint: "sha1" or
+  // "sha256", uppercase hex); empty for plaintext or before the handshake (an accepted
+  // channel's handshake has finished once its first message arrived).
+  std::string peer_thumbprint(std::string_view algo) const;
+  // Whether the peer's certificate is issued to `host` (Connection::peer_certificate_names).
+  bool peer_certificate_names(const std::string& host);
 
  private:
   Channel(EventLoop& loop, std::unique_ptr<Connection> conn);
+  // Starts a connect on the loop thread with the channel's connection options.
+  using Connector = std::function<void(uv_loop_t*, ConnectHandler, const ConnectionOptions&)>;
+  static Result<std::shared_ptr<Channel>> connect_with(EventLoop& loop, std::chrono::milliseconds timeout,
+                                                       std::chrono::milliseconds stall_timeout,
+                                                       std::shared_ptr<TlsContext> tls, const std::string& tls_peer_name,
+                                                       const Connector& start);
   void attach();  // loop thread
 
   static constexpr size_t kPauseAt = 8;   // queued received messages before reads stop
@@ -73,6 +105,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   EventLoop& loop_;
   std::unique_ptr<Connection> conn_;  // touched on the loop thread only
   std::string peer_;
+  bool tls_ = false;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -82,6 +115,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   size_t sends_in_flight_ = 0;  // posted to the loop, not yet queued on the connection
   bool closed_ = false;
   Status close_reason_;
+  bool secure_ = false;  // TLS handshake finished
+  std::string peer_sha1_, peer_sha256_;
   uint64_t bytes_sent_ = 0, bytes_received_ = 0, bytes_consumed_ = 0;
 };
 

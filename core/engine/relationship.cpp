@@ -80,6 +80,7 @@ std::string Relationship::to_json() const {
   j["test_vm"] = test_vm;
   j["reverse"] = reverse_json;
   j["reverse_commit_pending"] = reverse_commit_pending;
+  j["bandwidth_limit"] = bandwidth_limit;
   return j.dump();
 }
 
@@ -130,6 +131,8 @@ Result<Relationship> Relationship::from_json(std::string_view text) {
     r.test_vm = j.value("test_vm", std::string());
     r.reverse_json = j.value("reverse", std::string());
     r.reverse_commit_pending = j.value("reverse_commit_pending", false);
+    // Added with bandwidth limits.
+    r.bandwidth_limit = j.value("bandwidth_limit", uint64_t{0});
     return r;
   } catch (const json::exception& e) {
     return Status::Failed(std::string("relationship record is damaged: ") + e.what());
@@ -158,11 +161,25 @@ Status RelationshipTable::put(const Relationship& r) {
   return catalog_.transact([&](sqlite::Db& db) -> Status {
     auto stmt = db.prepare(
         "INSERT INTO relationships(vm_id, record) VALUES(?1, ?2) "
-        "ON CONFLICT(vm_id) DO UPDATE SET record = excluded.record");
+        "ON CONFLICT(vm_id) DO UPDATE SET record = json_set(excluded.record, '$.bandwidth_limit', "
+        "COALESCE(json_extract(relationships.record, '$.bandwidth_limit'), 0))");
     if (!stmt) return stmt.status();
     VMREPL_RETURN_IF_ERROR(stmt->bind_text(1, r.vm_id.to_string()));
     VMREPL_RETURN_IF_ERROR(stmt->bind_text(2, r.to_json()));
     return stmt->run();
+  });
+}
+
+Status RelationshipTable::set_bandwidth_limit(const Guid& vm, uint64_t bytes_per_s) {
+  if (bytes_per_s > static_cast<uint64_t>(INT64_MAX)) return Status::InvalidParameter("bandwidth limit out of range");
+  return catalog_.transact([&](sqlite::Db& db) -> Status {
+    auto stmt = db.prepare("UPDATE relationships SET record = json_set(record, '$.bandwidth_limit', ?2) WHERE vm_id = ?1");
+    if (!stmt) return stmt.status();
+    VMREPL_RETURN_IF_ERROR(stmt->bind_text(1, vm.to_string()));
+    VMREPL_RETURN_IF_ERROR(stmt->bind_int(2, static_cast<int64_t>(bytes_per_s)));
+    VMREPL_RETURN_IF_ERROR(stmt->run());
+    if (db.changes() == 0) return Status::FileNotFound("VM " + vm.to_string() + " has no relationship record");
+    return Status::OK();
   });
 }
 

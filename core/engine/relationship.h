@@ -61,6 +61,9 @@ struct Relationship {
   std::string reverse_json;
   // Reverse, on the new primary: committed here, the old primary not yet told.
   bool reverse_commit_pending = false;
+  // Wire bytes/s this VM's transfers may use (0 = no limit of its own); changed only through
+  // RelationshipTable::set_bandwidth_limit.
+  uint64_t bandwidth_limit = 0;
 
   // ReplicationMode / ReplicationState / ... added to a VM instance.
   void describe(Instance& vm) const;
@@ -73,7 +76,12 @@ class RelationshipTable {
  public:
   explicit RelationshipTable(Catalog& c) : catalog_(c) {}
   Result<std::optional<Relationship>> get(const Guid& vm) const;
+  // Inserts or replaces the record, except the bandwidth_limit of an existing one: a writer
+  // holding an older copy (a cycle) must not undo a limit changed while it ran.
   Status put(const Relationship& r);
+  // Sets the stored record's bandwidth_limit alone; FileNotFound when there is no record.
+  // REQUIRES: bytes_per_s <= INT64_MAX.
+  Status set_bandwidth_limit(const Guid& vm, uint64_t bytes_per_s);
   Status remove(const Guid& vm);
   Result<std::vector<Relationship>> list() const;
 

@@ -69,6 +69,7 @@ void ReplicaSession::run() {
       ok = entry.status();
     }
   }
+  if (ok.ok() && ch_->is_tls()) ok = check_tls_peer(hello->host_name);
   for (const auto& c : hello->capabilities)
     if (c.rfind("listen-port:", 0) == 0) primary_port_ = static_cast<uint16_t>(std::atoi(c.c_str() + 12));
   if (!ok.ok()) {
@@ -135,7 +136,36 @@ void ReplicaSession::run() {
   }
 }
 
-Result<VmRef> ReplicaSession::replica_vm(const Guid& id, bool for_cycle) {
+// A certificate session (TLS listener) is admitted when this server allows certificate
+// authentication and the primary's certificate names the host it says it is: the
+// authorization entries admit host names, so the name must be proven.
+Status ReplicaSession::check_tls_peer(const std::string& host) {
+  uint16_t allowed = r_.server_->settings().AllowedAuthenticationType;
+  if (allowed != 2 && allowed != 3)
+    return Status::AccessDenied(r_.opts_.host_name + " does not accept certificate authentication (AllowedAuthenticationType " +
+                                std::to_string(allowed) + ")");
+  if (!ch_->peer_certificate_names(host))
+    return Status::AccessDenied("the certificate of " + host + " (thumbprint " + ch_->peer_thumbprint("sha1") +
+                                ") is not issued to " + host);
+  return Status::OK();
+}
+
+// AuthenticationType 2: the relationship names the primary's certificate (spec §3), which
+// this session's TLS peer must present.
+Status ReplicaSession::check_certificate(const ReplicationSettingData& s) {
+  if (!s.AuthenticationType || *s.AuthenticationType != 2) return Status::OK();
+  std::string want = s.CertificateThumbPrint.value_or("");
+  if (!ch_->is_tls())
+    return Status::AccessDenied("the relationship uses certificate authentication (AuthenticationType 2, thumbprint " +
+                                want + "): connect to the certificate listener of " + r_.opts_.host_name);
+  std::string got = ch_->peer_thumbprint(thumbprint_algorithm(want));
+  if (!same_thumbprint(got, want))
+    return Status::AccessDenied("primary " + primary_host_ + " presented certificate " + got +
+                                "; the relationship's CertificateThumbPrint is " + want);
+  return Status::OK();
+}
+
+Result<VmRef> ReplicaSession::replica_vm(const Guid& id, bool for_cycle, bool check_cert) {
   auto vm = r_.find_vm(id.to_string());
   if (!vm) return vm.status();
   auto rel = r_.relationship(*vm);
@@ -143,6 +173,7 @@ Result<VmRef> ReplicaSession::replica_vm(const Guid& id, bool for_cycle) {
   if (!*rel || (*rel)->mode != ReplicationMode::Replica)
     return Status::InvalidState("VM " + vm->vm.name + " is not a replica here (ReplicationMode " +
                                 std::to_string(*rel ? to_number((*rel)->mode) : 0) + ")");
+  if (check_cert) VMREPL_RETURN_IF_ERROR(check_certificate((*rel)->settings));
   if (for_cycle) {
     auto s = (*rel)->state;
     if (s != ReplicationState::WaitingToCompleteInitialReplication && s != ReplicationState::Replicating &&
@@ -163,6 +194,7 @@ Status ReplicaSession::handle_create(const proto::RelationshipCreate& m) {
   if (!inst) return inst.status();
   auto rsd = ReplicationSettingData::from_instance(*inst);
   if (!rsd) return rsd.status();
+  VMREPL_RETURN_IF_ERROR(check_certificate(*rsd));
   auto existing = r_.find_vm(m.vm_id.to_string());
   if (existing) {
     auto rel = r_.relationship(*existing);
@@ -191,12 +223,14 @@ Status ReplicaSession::handle_create(const proto::RelationshipCreate& m) {
 }
 
 Status ReplicaSession::handle_modify(const proto::RelationshipModify& m) {
-  auto vm = replica_vm(m.vm_id, false);
+  // Checked against the new settings: a primary may move to another certificate this way.
+  auto vm = replica_vm(m.vm_id, false, /*check_cert=*/false);
   if (!vm) return vm.status();
   auto inst = decode_json(m.settings_json, ReplicationSettingData::kClassName);
   if (!inst) return inst.status();
   auto rsd = ReplicationSettingData::from_instance(*inst);
   if (!rsd) return rsd.status();
+  VMREPL_RETURN_IF_ERROR(check_certificate(*rsd));
   auto lock = r_.vm_lock(m.vm_id);
   std::lock_guard<std::mutex> g(*lock);
   auto rel = r_.relationship(*vm);

@@ -35,7 +35,11 @@ class ReplicaSession {
   Status handle_remove(const protocol::RelationshipRemove& m);
   Status handle_cycle(const protocol::CycleBegin& m);
   Result<std::string> handle_request(const protocol::Request& m);
-  Result<VmRef> replica_vm(const Guid& id, bool for_cycle);
+  // The replica VM `id`; with check_cert, a relationship of AuthenticationType 2 also needs
+  // the certificate it names on this session (AccessDenied otherwise).
+  Result<VmRef> replica_vm(const Guid& id, bool for_cycle, bool check_cert = true);
+  Status check_tls_peer(const std::string& host);
+  Status check_certificate(const ReplicationSettingData& s);
   // Receives the batches of cycle `b` into a new apply on `store`, updating `idx`; at the end
   // checks every disk's root against the primary's and commits the point. Any failure
   // rolls the apply back.

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -38,6 +39,21 @@ namespace {
 constexpr std::string_view kLocationsKey = "replica_locations";
 constexpr size_t kBlocksPerBatch = 64;
 
+// The smaller of two limits, 0 meaning none.
+uint64_t effective_limit(uint64_t a, uint64_t b) { return !a ? b : !b ? a : std::min(a, b); }
+
+// Under a limit a batch holds at most the bucket's burst (at least one block): batches then
+// follow each other about every TokenBucket::kBurst, never one large batch every few seconds.
+size_t batch_blocks(uint64_t limit, uint32_t block_size) {
+  if (!limit) return kBlocksPerBatch;
+  const uint64_t burst = limit * static_cast<uint64_t>(TokenBucket::kBurst.count()) / 1000;
+  return static_cast<size_t>(std::clamp<uint64_t>(burst / block_size, 1, kBlocksPerBatch));
+}
+
+// What a built batch takes on the wire: its payload, up to 9 bytes per block index, a header.
+uint64_t batch_wire_bytes(const proto::BlockBatch& b) {
+  return b.payload.size() + 9 * (b.zero_blocks.size() + b.data_blocks.size()) + 64;
+}
 
 struct TimerTag {
   Replicator* r;
@@ -66,6 +82,11 @@ void Replicator::ThreadCtx::progress(uint64_t done, uint64_t total) const {
   r->loop_.post([c, done, total] { c.progress(done, total); });
 }
 
+void Replicator::ThreadCtx::rate(uint64_t bytes_per_s) const {
+  auto c = ctx;
+  r->loop_.post([c, bytes_per_s] { c.rate(bytes_per_s); });
+}
+
 void Replicator::ThreadCtx::result(Property p) const {
   auto c = ctx;
   r->loop_.post([c, p = std::move(p)] { c.result(p); });
@@ -86,6 +107,27 @@ ConnectionOptions Replicator::server_connection_options() const {
   return o;
 }
 
+// "host:port" (empty: none); with `tls`, the certificate listener.
+Status Replicator::start_listener(const std::string& spec, std::shared_ptr<TlsContext> tls,
+                                  std::unique_ptr<TcpListener>& out) {
+  if (spec.empty()) return Status::OK();
+  auto colon = spec.rfind(':');
+  if (colon == std::string::npos) return Status::InvalidParameter("listen must be host:port (got '" + spec + "')");
+  std::string host = spec.substr(0, colon);
+  int port = std::atoi(spec.c_str() + colon + 1);
+  if (port < 0 || port > 65535) return Status::InvalidParameter("listen port out of range");
+  auto options = server_connection_options();
+  options.tls = std::move(tls);
+  return loop_.run_sync([&]() -> Status {
+    auto l = TcpListener::listen(
+        loop_.uv(), host, static_cast<uint16_t>(port), [this](std::unique_ptr<Connection> c) { accept(std::move(c)); },
+        options);
+    if (!l) return l.status();
+    out = std::move(l).value();
+    return Status::OK();
+  });
+}
+
 Status Replicator::start() {
   auto cfg = ServerConfig::load(main_.catalog());
   if (!cfg) return cfg.status();
@@ -102,27 +144,25 @@ Status Replicator::start() {
           if (!st) return st.status().Annotate("replica location " + l.get<std::string>());
         }
   }
-  if (!opts_.listen.empty()) {
-    auto colon = opts_.listen.rfind(':');
-    if (colon == std::string::npos) return Status::InvalidParameter("listen must be host:port (got '" + opts_.listen + "')");
-    std::string host = opts_.listen.substr(0, colon);
-    int port = std::atoi(opts_.listen.c_str() + colon + 1);
-    if (port < 0 || port > 65535) return Status::InvalidParameter("listen port out of range");
-    Status st = loop_.run_sync([&]() -> Status {
-      auto l = TcpListener::listen(
-          loop_.uv(), host, static_cast<uint16_t>(port),
-          [this](std::unique_ptr<Connection> c) { accept(std::move(c)); }, server_connection_options());
-      if (!l) return l.status();
-      listener_ = std::move(l).value();
-      return Status::OK();
-    });
-    VMREPL_RETURN_IF_ERROR(st);
+  if (!opts_.tls.certificate_file.empty() || !opts_.tls.key_file.empty() || !opts_.tls.ca_file.empty()) {
+    auto srv = TlsContext::create(opts_.tls, /*server=*/true);
+    if (!srv) return srv.status();
+    auto cli = TlsContext::create(opts_.tls, /*server=*/false);
+    if (!cli) return cli.status();
+    tls_server_ = std::move(srv).value();
+    tls_client_ = std::move(cli).value();
+  }
+  VMREPL_RETURN_IF_ERROR(start_listener(opts_.listen, nullptr, listener_));
+  if (!opts_.tls_listen.empty()) {
+    if (!tls_server_) return Status::InvalidParameter("tls_listen needs a TLS certificate, key and CA");
+    VMREPL_RETURN_IF_ERROR(start_listener(opts_.tls_listen, tls_server_, tls_listener_));
   }
   // Interval cycles of the relationships that replicate from here.
   for (VmStore* s : stores()) {
     auto rels = RelationshipTable(s->catalog()).list();
     if (!rels) return rels.status();
     for (const auto& r : *rels) {
+      if (r.bandwidth_limit) relationship_bucket(r.vm_id)->set_rate(r.bandwidth_limit);
       // What discard_later() had not finished deleting before a crash.
       if (auto vm = s->get(r.vm_id.to_string())) {
         std::error_code ec;
@@ -170,6 +210,7 @@ void Replicator::shutdown() {
   if (stopping_.exchange(true)) return;
   loop_.run_sync([this] {
     listener_.reset();
+    tls_listener_.reset();
     for (auto& [id, t] : timers_) {
       uv_timer_stop(t);
       uv_close(reinterpret_cast<uv_handle_t*>(t), close_timer);
@@ -196,6 +237,11 @@ void Replicator::shutdown() {
 
 uint16_t Replicator::listen_port() const {
   return const_cast<Replicator*>(this)->loop_.run_sync([this]() -> uint16_t { return listener_ ? listener_->port() : 0; });
+}
+
+uint16_t Replicator::tls_listen_port() const {
+  return const_cast<Replicator*>(this)->loop_.run_sync(
+      [this]() -> uint16_t { return tls_listener_ ? tls_listener_->port() : 0; });
 }
 
 std::vector<VmStore*> Replicator::stores() {
@@ -232,6 +278,49 @@ Result<std::optional<Relationship>> Replicator::relationship(const VmRef& vm) {
 
 Status Replicator::put_relationship(const VmRef& vm, const Relationship& r) {
   return RelationshipTable(vm.store->catalog()).put(r);
+}
+
+Status Replicator::set_bandwidth_limit(std::optional<Guid> vm, uint64_t bytes_per_s) {
+  if (bytes_per_s != 0 && (bytes_per_s < opts_.block_size || bytes_per_s > static_cast<uint64_t>(INT64_MAX)))
+    return Status::InvalidParameter("bandwidth limit " + std::to_string(bytes_per_s) +
+                                    " bytes/s: must be 0 (none) or at least one block per second (" +
+                                    std::to_string(opts_.block_size) + ")");
+  if (!vm) {
+    service_bucket_.set_rate(bytes_per_s);
+    return Status::OK();
+  }
+  auto ref = find_vm(vm->to_string());
+  if (!ref) return ref.status();
+  auto rel = relationship(*ref);
+  if (!rel) return rel.status();
+  if (!*rel || (*rel)->mode == ReplicationMode::None)
+    return Status::InvalidState("VM " + ref->vm.name + " has no replication relationship (ReplicationMode 0, " +
+                                "ReplicationState " + state_text(*rel ? (*rel)->state : ReplicationState::Disabled) +
+                                "); a bandwidth limit of its own needs one");
+  // Catalog first, then the bucket, both under bw_mu_: concurrent changes land in one order.
+  std::lock_guard<std::mutex> lk(bw_mu_);
+  Status st = RelationshipTable(ref->store->catalog()).set_bandwidth_limit(ref->vm.id, bytes_per_s);
+  if (st.code() == Code::FileNotFound)
+    return Status::InvalidState("the replication relationship of VM " + ref->vm.name + " was removed meanwhile");
+  VMREPL_RETURN_IF_ERROR(st);
+  auto& b = relationship_buckets_[ref->vm.id];
+  if (!b) b = std::make_shared<TokenBucket>();
+  b->set_rate(bytes_per_s);
+  return Status::OK();
+}
+
+uint64_t Replicator::bandwidth_limit(std::optional<Guid> vm) const {
+  if (!vm) return service_bucket_.rate();
+  std::lock_guard<std::mutex> lk(bw_mu_);
+  auto it = relationship_buckets_.find(*vm);
+  return it == relationship_buckets_.end() ? 0 : it->second->rate();
+}
+
+std::shared_ptr<TokenBucket> Replicator::relationship_bucket(const Guid& vm) {
+  std::lock_guard<std::mutex> lk(bw_mu_);
+  auto& b = relationship_buckets_[vm];
+  if (!b) b = std::make_shared<TokenBucket>();
+  return b;
 }
 
 Result<VmStore*> Replicator::location_store(const std::string& location) {
@@ -299,12 +388,33 @@ std::shared_ptr<Job> Replicator::spawn_job(JobType type, std::string name, bool 
 
 // ---- primary side -------------------------------------------------------------------------
 
+Status Replicator::no_certificate() const {
+  return Status::InvalidParameter(
+      "AuthenticationType 2 (certificate) needs this service's TLS certificate: set the options tls_certificate, "
+      "tls_key and tls_ca");
+}
+
+// A relationship's CertificateThumbPrint names the primary's own certificate (spec §3).
+Status Replicator::check_own_certificate(std::string_view thumbprint) const {
+  if (!tls_client_) return no_certificate();
+  std::string own = tls_client_->certificate_thumbprint(thumbprint_algorithm(thumbprint));
+  if (!same_thumbprint(thumbprint, own))
+    return Status::InvalidParameter("CertificateThumbPrint " + std::string(thumbprint) +
+                                    " is not this host's certificate (" + opts_.tls.certificate_file + ", " + own + ")");
+  return Status::OK();
+}
+
 Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r) {
   std::string point = r.peer_host;
   auto it = opts_.hosts.find(point);
   std::string address = it != opts_.hosts.end() ? it->second : point;
   if (stopping_) return Status::SystemNotAvailable("service shutting down");
-  auto ch = Channel::connect(loop_, address, r.peer_port, opts_.connect_timeout, opts_.io_timeout * 2);
+  // AuthenticationType 2: mutual TLS; the recovery server's certificate must name the
+  // connection point (and chain to our CA); it checks ours against the relationship.
+  bool certificate = r.settings.AuthenticationType && *r.settings.AuthenticationType == 2;
+  if (certificate && !tls_client_) return no_certificate();
+  auto ch = Channel::connect(loop_, address, r.peer_port, opts_.connect_timeout, opts_.io_timeout * 2,
+                             certificate ? tls_client_ : nullptr, point);
   if (!ch) return ch.status().Annotate("recovery server " + point + ":" + std::to_string(r.peer_port));
   {
     // Tracked so shutdown() can close it and wake a job blocked on it.
@@ -363,9 +473,22 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
     return chr.status();
   }
   Channel& ch = **chr;
+  // The link failed after the connect (cut, peer gone or silent): counted like a failed
+  // connect, and reported as the model's 32777 (a write stall or a silent peer is a Timeout
+  // inside the engine).
+  auto network_failure = [&](Status why) -> Status {
+    if (t.cancelled()) return why;
+    if (why.code() == Code::Timeout) why = Status::SystemNotAvailable(why.message());
+    if (why.code() == Code::SystemNotAvailable) rel.stats.network_failure_count++;
+    rel.stats.failure_count++;
+    rel.health = ReplicationHealth::Warning;
+    rel.health_text = why.message();
+    put_relationship(vmref, rel);
+    return why;
+  };
   uint64_t seq = 0;
   auto st = call(ch, ++seq, "status", {{"vm_id", vm.id.to_string()}}, opts_.io_timeout);
-  if (!st) return st.status();
+  if (!st) return network_failure(st.status());
   uint64_t latest = st->value("latest", uint64_t{0});
   const uint64_t cycle_id = std::max(rel.last_cycle, latest) + 1;
   const uint32_t bs = opts_.block_size;
@@ -486,20 +609,15 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   begin.block_size = bs;
   begin.compression = compress;
   begin.zstd_level = opts_.zstd_level;
-  if (Status sent = ch.send(begin); !sent.ok()) return engine_detail::peer_refusal(ch, sent);
+  if (Status sent = ch.send(begin); !sent.ok()) return network_failure(engine_detail::peer_refusal(ch, sent));
   // The replica accepts the cycle (or refuses it, with the reason) before any batch goes.
-  if (auto accepted = ch.expect<proto::Ack>(opts_.io_timeout * 20); !accepted) {
-    rel.stats.failure_count++;
-    rel.health = ReplicationHealth::Warning;
-    rel.health_text = accepted.status().message();
-    put_relationship(vmref, rel);
-    return accepted.status();
-  }
+  if (auto accepted = ch.expect<proto::Ack>(opts_.io_timeout * 20); !accepted)
+    return network_failure(accepted.status());
 
   SendPlan plan{vm, cycle_id, compress, &base, total_bytes / 4, total_bytes};
   SendTally tally(nd);
   if (Status sent = send_blocks(t, ch, seq, plan, now, candidates, tally); !sent.ok())
-    return engine_detail::peer_refusal(ch, sent);
+    return network_failure(engine_detail::peer_refusal(ch, sent));
   const uint64_t sent_blocks = tally.blocks, sent_data = tally.data_bytes;
   DiskBlockSets& sent_sets = tally.sets;
   proto::CycleEnd end;
@@ -509,16 +627,10 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   for (size_t d = 0; d < nd; ++d) end.disk_roots.push_back(MerkleTree::from_index(now[d]).root());
   end.blocks_sent = sent_blocks;
   end.bytes_sent = ch.bytes_sent();
-  if (Status sent = ch.send(end); !sent.ok()) return engine_detail::peer_refusal(ch, sent);
+  if (Status sent = ch.send(end); !sent.ok()) return network_failure(engine_detail::peer_refusal(ch, sent));
   t.phase("waiting for the replica to apply");
   auto ack = ch.expect<proto::Ack>(opts_.io_timeout * 10);
-  if (!ack) {
-    rel.stats.failure_count++;
-    rel.health = ReplicationHealth::Warning;
-    rel.health_text = ack.status().message();
-    put_relationship(vmref, rel);
-    return ack.status();
-  }
+  if (!ack) return network_failure(ack.status());
   if (ack->code != 0) return Status(static_cast<Code>(ack->code), ack->text);
 
   // The replica committed: this is now the acknowledged point.
@@ -573,20 +685,35 @@ Status Replicator::send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const S
   for (const auto& c : candidates) to_send += c.size() * bs;
   uint64_t done_bytes = 0;
   std::vector<uint8_t> buf;
+  // Each batch waits for the relationship's limit, then the service's (a limit changed
+  // meanwhile applies to the next batch, or at once to a wait in progress).
+  const std::shared_ptr<TokenBucket> rel_bucket = relationship_bucket(vm.id);
+  const auto limit_now = [&] { return effective_limit(rel_bucket->rate(), service_bucket_.rate()); };
+  const auto cancelled = [&t] { return t.cancelled(); };
+  uint64_t limit = limit_now();
+  t.result(Property{"BandwidthLimit", CimType::UInt64, false, std::vector<Scalar>{limit}});
+  // The job's rate is the wire rate of about the last second (a limit shows there).
+  RateMeter meter(ch.bytes_sent());
+  auto rate_reported = RateMeter::Clock::now();
   for (size_t d = 0; d < vm.disks.size(); ++d) {
     UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return Status::Failed("cannot open " + vm.disks[d].path + ": " + std::strerror(errno));
     const proto::BatchGeometry geo{vm.disks[d].size_bytes, bs};
     const auto& cand = candidates[d];
-    for (size_t i = 0; i < cand.size(); i += kBlocksPerBatch) {
+    for (size_t i = 0, n = 0; i < cand.size(); i += n) {
       if (t.cancelled()) return Status::Failed("cancelled");
+      if (const uint64_t l = limit_now(); l != limit) {
+        limit = l;
+        t.result(Property{"BandwidthLimit", CimType::UInt64, false, std::vector<Scalar>{limit}});
+      }
+      n = std::min(cand.size() - i, batch_blocks(limit, bs));
       proto::BlockBatch batch;
       batch.seq = ++seq;
       batch.vm_id = vm.id;
       batch.cycle_id = plan.cycle_id;
       batch.disk = static_cast<uint32_t>(d);
       buf.clear();
-      for (size_t k = i; k < std::min(cand.size(), i + kBlocksPerBatch); ++k) {
+      for (size_t k = i; k < i + n; ++k) {
         uint64_t b = cand[k];
         uint32_t len = now[d].block_length(b);
         size_t at = buf.size();
@@ -610,19 +737,30 @@ Status Replicator::send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const S
         }
         tally.sets[d].insert(b, 1);
       }
-      done_bytes += std::min<uint64_t>(kBlocksPerBatch, cand.size() - i) * bs;
+      done_bytes += n * bs;
       if (batch.zero_blocks.empty() && batch.data_blocks.empty()) continue;
       tally.blocks += batch.zero_blocks.size() + batch.data_blocks.size();
       tally.data_bytes += buf.size();
       auto built = proto::build_batch(std::move(batch), std::move(buf), geo, {plan.compress, opts_.zstd_level});
       buf = {};
       if (!built) return built.status();
+      const uint64_t wire = batch_wire_bytes(*built);
+      VMREPL_RETURN_IF_ERROR(rel_bucket->acquire(wire, cancelled));
+      VMREPL_RETURN_IF_ERROR(service_bucket_.acquire(wire, cancelled));
       VMREPL_RETURN_IF_ERROR(ch.send(*built));
+      const auto sent_at = RateMeter::Clock::now();
+      meter.add(ch.bytes_sent(), sent_at);
+      if (sent_at - rate_reported >= TokenBucket::kBurst) {
+        t.rate(meter.recent());
+        rate_reported = sent_at;
+      }
       const uint64_t span = plan.progress_total - plan.progress_base;
       const double frac = to_send ? static_cast<double>(done_bytes) / static_cast<double>(to_send) : 0.0;
       t.progress(plan.progress_base + static_cast<uint64_t>(static_cast<double>(span) * frac), plan.progress_total);
     }
   }
+  // A finished transfer shows its average rate.
+  if (const uint64_t avg = meter.average()) t.rate(avg);
   return Status::OK();
 }
 
@@ -646,9 +784,7 @@ Result<std::shared_ptr<Job>> Replicator::create_relationship(const VmRef& vm, co
   if (!in.RecoveryConnectionPoint || in.RecoveryConnectionPoint->empty())
     return Status::InvalidParameter("RecoveryConnectionPoint: the recovery server must be named");
   if (!in.AuthenticationType) return Status::InvalidParameter("AuthenticationType: must be 1 or 2");
-  if (*in.AuthenticationType == 2)
-    return Status::NotSupported("AuthenticationType 2 (certificate) needs TLS between the services, which this "
-                                "build does not have yet; use 1");
+  if (*in.AuthenticationType == 2) VMREPL_RETURN_IF_ERROR(check_own_certificate(*in.CertificateThumbPrint));
   ReplicationSettingData rsd = in;
   rsd.InstanceID = "Microsoft:" + vm.vm.id.to_string() + "\\HVR\\0";
   rsd.VirtualSystemIdentifier = vm.vm.id.to_string();
@@ -838,6 +974,17 @@ Result<std::shared_ptr<Job>> Replicator::modify_settings(const VmRef& vm, const 
   const Relationship& old = **r;
   if (in.IncludedDisks && old.settings.IncludedDisks && *in.IncludedDisks != *old.settings.IncludedDisks)
     return Status::InvalidParameter("IncludedDisks: the replicated disks cannot change on an existing relationship");
+  // The replica lives on that server: moving it is a remove and a new relationship.
+  auto lower = [](std::string x) {
+    for (auto& c : x) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return x;
+  };
+  if (old.mode == ReplicationMode::Primary && in.RecoveryConnectionPoint &&
+      lower(*in.RecoveryConnectionPoint) != lower(old.peer_host))
+    return Status::InvalidParameter("RecoveryConnectionPoint: cannot change on an existing relationship (is '" +
+                                    old.peer_host + "'); remove it and create a new one");
+  if (old.mode == ReplicationMode::Primary && in.AuthenticationType && *in.AuthenticationType == 2)
+    VMREPL_RETURN_IF_ERROR(check_own_certificate(in.CertificateThumbPrint.value_or("")));
   ReplicationSettingData rsd = in;
   // Identity and the read-only fields stay the server's.
   rsd.InstanceID = old.settings.InstanceID;
@@ -864,6 +1011,8 @@ Result<std::shared_ptr<Job>> Replicator::modify_settings(const VmRef& vm, const 
                        if (ack->code != 0) return Status(static_cast<Code>(ack->code), ack->text);
                      }
                      rel.settings = rsd;
+                     // A new port (the recovery server moved its listener) is used from the next cycle.
+                     if (rel.mode == ReplicationMode::Primary) rel.peer_port = rsd.RecoveryServerPortNumber;
                      VMREPL_RETURN_IF_ERROR(put_relationship(ref, rel));
                      if (rel.mode == ReplicationMode::Primary && rel.state == ReplicationState::Replicating)
                        arm_timer(ref.vm.id, rsd.ReplicationInterval);
@@ -895,7 +1044,10 @@ Result<std::shared_ptr<Job>> Replicator::remove_relationship(const VmRef& vm) {
                        std::lock_guard<std::mutex> lk(mu_);
                        replica_stores_.erase(ref.vm.id);
                      }
-                     return RelationshipTable(ref.store->catalog()).remove(ref.vm.id);
+                     VMREPL_RETURN_IF_ERROR(RelationshipTable(ref.store->catalog()).remove(ref.vm.id));
+                     std::lock_guard<std::mutex> lk(bw_mu_);
+                     relationship_buckets_.erase(ref.vm.id);  // its limit went with the record
+                     return Status::OK();
                    });
 }
 
@@ -903,14 +1055,13 @@ Result<std::shared_ptr<Job>> Replicator::test_connection(const std::string& poin
   if (point.empty()) return Status::InvalidParameter("RecoveryConnectionPoint is empty");
   if (port == 0) return Status::InvalidParameter("RecoveryServerPortNumber must not be 0");
   if (auth_type != 1 && auth_type != 2) return Status::InvalidParameter("AuthenticationType must be 1 or 2");
-  if (auth_type == 2)
-    return Status::NotSupported("AuthenticationType 2 (certificate) needs TLS between the services, which this "
-                                "build does not have yet; use 1");
+  if (auth_type == 2 && !tls_client_) return no_certificate();
   return spawn_job(JobType::TestReplicationConnection, "Test replication connection " + point, false,
-                   [this, point, port](ThreadCtx&) -> Status {
+                   [this, point, port, auth_type](ThreadCtx&) -> Status {
                      Relationship probe;
                      probe.peer_host = point;
                      probe.peer_port = port;
+                     probe.settings.AuthenticationType = auth_type;
                      auto ch = connect_peer(probe);
                      if (!ch) return ch.status();
                      (*ch)->close(Status::OK());

@@ -21,16 +21,19 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/blocks/hash.h"
+#include "core/engine/bandwidth.h"
 #include "core/engine/channel.h"
 #include "core/engine/relationship.h"
 #include "core/engine/server_config.h"
 #include "core/jobs/job_manager.h"
 #include "core/net/tcp.h"
+#include "core/net/tls.h"
 #include "core/store/change_feed.h"
 #include "core/store/cycle_history.h"
 #include "core/store/replica_store.h"
@@ -41,6 +44,10 @@ namespace vmrepl {
 struct ReplicatorOptions {
   std::string host_name;
   std::string listen;                        // "host:port"; empty = no replication listener
+  // Certificate authentication (AuthenticationType 2): this host's certificate, key and CA
+  // (all or none), and the TLS listener "host:port" (empty = none) beside `listen`.
+  TlsConfig tls;
+  std::string tls_listen;
   std::map<std::string, std::string> hosts;  // connection point -> address (like /etc/hosts)
   int64_t cycle_interval_override_s = 0;     // tests: replaces ReplicationInterval
   uint32_t block_size = 64 * 1024;
@@ -67,6 +74,7 @@ class Replicator {
   void shutdown();
 
   uint16_t listen_port() const;
+  uint16_t tls_listen_port() const;  // 0 when there is no TLS listener
   const ReplicatorOptions& options() const { return opts_; }
   ServerConfig& server() { return *server_; }
 
@@ -78,6 +86,17 @@ class Replicator {
   bool is_peer(const std::string& host);
   Result<std::optional<Relationship>> relationship(const VmRef& vm);
   Status put_relationship(const VmRef& vm, const Relationship& r);
+
+  // ---- bandwidth limits (wire bytes/s; 0 = none) ----
+  // Every batch a job sends (cycles, initial replication, resync, reverse) waits for the
+  // VM's relationship limit, then for the service-wide one; a change applies at once, to the
+  // transfers running too. `vm` = nullopt sets the service-wide limit (not persisted: the
+  // daemon's configuration sets it at start); a VM's limit is stored with its relationship
+  // and survives a restart. A limit is 0 or at least one block per second
+  // (options().block_size bytes/s), so a receiver hears from the sender at least about every
+  // second. FileNotFound for an unknown VM, InvalidState for a VM without a relationship.
+  Status set_bandwidth_limit(std::optional<Guid> vm, uint64_t bytes_per_s);
+  uint64_t bandwidth_limit(std::optional<Guid> vm) const;
 
   // ---- methods of the model (validation now; work in the returned job) ----
   Result<std::shared_ptr<Job>> create_relationship(const VmRef& vm, const ReplicationSettingData& rsd);
@@ -142,6 +161,7 @@ class Replicator {
     bool cancelled() const { return ctx.cancelled() || r->stopping_.load(); }
     void phase(std::string p) const;
     void progress(uint64_t done, uint64_t total) const;
+    void rate(uint64_t bytes_per_s) const;
     void result(Property p) const;
   };
   using Work = std::function<Status(ThreadCtx&)>;
@@ -149,8 +169,12 @@ class Replicator {
   std::shared_ptr<Job> spawn_job(JobType type, std::string name, bool cancellable, Work work);
   void spawn_thread(std::function<void()> fn);
   std::shared_ptr<std::mutex> vm_lock(const Guid& id);
+  // The bucket of a VM's relationship limit (created on first use, unlimited).
+  std::shared_ptr<TokenBucket> relationship_bucket(const Guid& vm);
 
   // Primary side.
+  Status no_certificate() const;
+  Status check_own_certificate(std::string_view thumbprint) const;
   Result<std::shared_ptr<Channel>> connect_peer(const Relationship& r);
   Status hello(Channel& ch);
   enum class CycleKind { Initial, Seeded, Incremental, Resync };
@@ -196,6 +220,7 @@ class Replicator {
 
   // Replica side.
   ConnectionOptions server_connection_options() const;
+  Status start_listener(const std::string& spec, std::shared_ptr<TlsContext> tls, std::unique_ptr<TcpListener>& out);
   void accept(std::unique_ptr<Connection> conn);
   Result<VmStore*> location_store(const std::string& location);
 
@@ -206,6 +231,9 @@ class Replicator {
   Guid service_id_;
   std::unique_ptr<ServerConfig> server_;
   std::unique_ptr<TcpListener> listener_;  // loop thread
+  std::unique_ptr<TcpListener> tls_listener_;  // loop thread
+  // Made by start() from opts_.tls; null without TLS.
+  std::shared_ptr<TlsContext> tls_server_, tls_client_;
 
   std::mutex mu_;
   std::mutex locations_open_mu_;
@@ -223,6 +251,10 @@ class Replicator {
   std::list<Worker> threads_;
   std::vector<std::weak_ptr<Channel>> sessions_;
   std::atomic<bool> stopping_{false};
+  // Bandwidth: bw_mu_ guards the map and orders limit changes (catalog, then bucket).
+  mutable std::mutex bw_mu_;
+  TokenBucket service_bucket_;
+  std::map<Guid, std::shared_ptr<TokenBucket>> relationship_buckets_;
 };
 
 }  // namespace vmrepl

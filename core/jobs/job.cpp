@@ -103,11 +103,18 @@ void Job::set_progress(uint64_t done, uint64_t total) {
   progress_.percent = total ? static_cast<uint16_t>(done >= total ? 100 : done * 100 / total) : 0;
   int64_t elapsed = (started_us_ ? now_us() - started_us_ : 0);
   if (elapsed > 0) {
-    progress_.rate_bytes_per_s = static_cast<uint64_t>(static_cast<double>(done) * 1e6 / static_cast<double>(elapsed));
-    progress_.eta_s = progress_.rate_bytes_per_s
-                          ? static_cast<int64_t>((total > done ? total - done : 0) / progress_.rate_bytes_per_s)
-                          : -1;
+    // Progress units per second: the ETA's speed, and the rate unless the body reports one.
+    const auto speed = static_cast<uint64_t>(static_cast<double>(done) * 1e6 / static_cast<double>(elapsed));
+    if (!rate_reported_) progress_.rate_bytes_per_s = speed;
+    progress_.eta_s = speed ? static_cast<int64_t>((total > done ? total - done : 0) / speed) : -1;
   }
+  ++version_;
+}
+
+void Job::set_rate(uint64_t bytes_per_s) {
+  std::lock_guard<std::mutex> lk(mu_);
+  progress_.rate_bytes_per_s = bytes_per_s;
+  rate_reported_ = true;
   ++version_;
 }
 

@@ -74,6 +74,7 @@ class Job {
 
   void set_state(JobState s);                 // loop thread
   void set_progress(uint64_t done, uint64_t total);
+  void set_rate(uint64_t bytes_per_s);
   void set_phase(std::string phase);
   void finish(Status st);  // final state; waiters still blocked until settle()
   void settle();           // after the final hooks and listeners ran: wakes waiters
@@ -94,6 +95,7 @@ class Job {
   int64_t changed_us_ = 0;
   int64_t finished_us_ = 0;
   JobProgress progress_;
+  bool rate_reported_ = false;  // the body reports the rate (set_rate); else done / elapsed
   Status outcome_;
   Instance result_;
   uint64_t version_ = 0;

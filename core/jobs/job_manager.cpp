@@ -32,6 +32,11 @@ void JobContext::progress(uint64_t done, uint64_t total) const {
   mgr_->notify(job_);
 }
 
+void JobContext::rate(uint64_t bytes_per_s) const {
+  job_->set_rate(bytes_per_s);
+  mgr_->notify(job_);
+}
+
 void JobContext::result(const Property& p) const {
   job_->set_result(p);
   mgr_->notify(job_);

@@ -34,6 +34,9 @@ class JobContext {
   void on_cancel(std::function<void()> hook) const;
   void phase(std::string name) const;
   void progress(uint64_t done, uint64_t total) const;
+  // The job's RateBytesPerSecond as the body measures it (e.g. wire bytes of the last second);
+  // from the first call on, progress() no longer derives it from done / elapsed.
+  void rate(uint64_t bytes_per_s) const;
   // A property the job reports as its result (e.g. the digest's MerkleRoot).
   void result(const Property& p) const;
   // Ends the job: Completed when OK; Terminated when a cancel was requested and st is not OK;

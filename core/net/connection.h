@@ -1,4 +1,4 @@
-// Connection: one TCP connection carrying frames (frame.h) between two services, with
+// Connection: one TCP or unix-domain stream connection carrying frames (frame.h) between two services, with
 // backpressure and timeouts so that neither a hostile nor a stalled peer can make this side
 // hang or hold unbounded memory (DESIGN.md, core/net; performance: bounded queues).
 //
@@ -37,6 +37,24 @@
 // buffer plus up to 64 KiB of read-but-undelivered bytes while paused, and at most
 // send_queue_cap bytes queued for sending.
 //
+// TLS (ConnectionOptions::tls, see tls.h): after start() the handshake runs first (the client
+// sends its hello; both sides read during the handshake even while paused, since pausing is
+// about frames); frames sent meanwhile are queued and go out, in order, once it finished;
+// no frame is delivered before. Then frames travel as TLS records; shutdown() sends a
+// close_notify before FIN, and the peer's close_notify ends the stream like FIN. A failed
+// handshake closes with AccessDenied (32769) when a certificate was refused (unknown CA,
+// expired, none presented; by either side) and SystemNotAvailable otherwise, the text naming
+// OpenSSL's reason: "TLS handshake with 127.0.0.1:1234 failed: certificate verify failed
+// (unable to get local issuer certificate)". The side that refused sends its alert and
+// waits up to shutdown_linger_ms (at most 2 s) for the peer to close before reporting, so
+// the peer learns why. A handshake not finished within tls_handshake_timeout_ms closes with Timeout.
+// Plaintext at a TLS endpoint fails the handshake (no frame is delivered); TLS at a
+// plaintext endpoint fails its frame decoder (a bounded error). Watermarks, the queue cap
+// and queued_bytes() count frame bytes as without TLS; the write-stall and idle timeouts
+// watch the socket; stats bytes_* count the bytes on the wire (TLS records, handshake
+// included), frames_* count frames. TLS adds a 16 KiB plaintext buffer, and while paused up
+// to one 64 KiB read of undecrypted records.
+//
 // Thread-safety: loop thread only, for every member including the destructor. Handlers run on
 // the loop thread. Destroying a Connection closes it without calling on_close; it may be
 // destroyed from inside any of its own handlers. Destroy every Connection before its loop
@@ -46,13 +64,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/model/status.h"
 #include "core/net/frame.h"
 
 namespace vmrepl {
+
+class TlsContext;
 
 struct ConnectionOptions {
   uint32_t max_frame_size = kDefaultMaxFrameSize;
@@ -64,10 +87,16 @@ struct ConnectionOptions {
   uint64_t frame_timeout_ms = 60'000;
   uint64_t write_stall_timeout_ms = 60'000;
   uint64_t shutdown_linger_ms = 5'000;
+  // TLS (tls.h) when set; the connection's role (client or server) is the context's.
+  std::shared_ptr<TlsContext> tls;
+  uint64_t tls_handshake_timeout_ms = 30'000;
+  // Client: the name (DNS or IP) the server's certificate must be issued to; empty = any
+  // certificate of the CA.
+  std::string tls_peer_name;
 };
 
-// Wire counters. bytes_* count frame headers too; a frame counts as sent once the kernel took
-// all of it, as received once it was delivered to on_frame.
+// Wire counters. bytes_* count frame headers too (with TLS: the TLS records instead); a frame
+// counts as sent once the kernel took all of it, as received once it was delivered to on_frame.
 struct ConnectionStats {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
@@ -80,9 +109,11 @@ class Connection {
   using FrameHandler = std::function<void(std::vector<uint8_t> payload)>;
   using CloseHandler = std::function<void(const Status& reason)>;
   using DrainHandler = std::function<void()>;
+  using HandshakeHandler = std::function<void()>;
 
   class Impl;
-  // Made by TcpListener and tcp_connect (tcp.h), which own the construction of Impl.
+  // Made by TcpListener and tcp_connect (tcp.h) or UnixListener and unix_connect (unix.h),
+  // which own the construction of Impl.
   explicit Connection(Impl* impl);
   ~Connection();
   Connection(const Connection&) = delete;
@@ -91,6 +122,9 @@ class Connection {
   void on_frame(FrameHandler handler);
   void on_close(CloseHandler handler);
   void on_drain(DrainHandler handler);
+  // TLS only: runs once when the handshake finished (the peer's certificate was verified),
+  // before the first frame is delivered.
+  void on_handshake(HandshakeHandler handler);
 
   // Begins reading and arms the timeouts. REQUIRES: on_frame and on_close set. Idempotent.
   void start();
@@ -112,9 +146,23 @@ class Connection {
   // False once close() or shutdown() was called or the connection failed.
   bool is_open() const;
 
-  // "127.0.0.1:51234" / "[::1]:51234".
+  // TCP: "127.0.0.1:51234" / "[::1]:51234". Unix: local() is "unix:<socket path>" on both
+  // ends; peer() is "unix:<socket path>" on the connecting end and "unix:peer pid N uid U"
+  // on the accepting end.
   const std::string& peer() const;
   const std::string& local() const;
+  // The peer process's uid (SO_PEERCRED) for a unix connection; nullopt for TCP.
+  std::optional<uint32_t> peer_uid() const;
+  // Whether ConnectionOptions::tls is set, and whether its handshake has finished.
+  bool is_tls() const;
+  bool secure() const;
+  // After the handshake: the peer certificate's "sha1" or "sha256" digest as uppercase hex
+  // without separators (Hyper-V's CertificateThumbPrint is the SHA-1 one). Empty for
+  // plaintext, before the handshake, or for another algo.
+  std::string peer_certificate_thumbprint(std::string_view algo) const;
+  // After the handshake: whether the peer's certificate is issued to `host` (a DNS name or
+  // an IP address in its subjectAltName). False for plaintext.
+  bool peer_certificate_names(std::string_view host) const;
   ConnectionStats stats() const;
   const ConnectionOptions& options() const;
 

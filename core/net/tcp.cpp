@@ -70,7 +70,7 @@ class TcpListener::Impl {
       c->release();
       return;
     }
-    c->established();
+    c->established(true);
     auto conn = std::make_unique<Connection>(c);
     if (self->handler_ && !self->released_) self->handler_(std::move(conn));
   }
@@ -175,7 +175,7 @@ class ConnectAttempt {
     }
     Connection::Impl* c = self->conn_;
     self->conn_ = nullptr;
-    c->established();
+    c->established(false);
     self->finish(std::make_unique<Connection>(c));
   }
 

@@ -34,6 +34,8 @@ ReplicationService::ReplicationService(std::string root, ServiceOptions opts, st
   ReplicatorOptions ro;
   ro.host_name = opts_.host_name;
   ro.listen = opts_.listen;
+  ro.tls_listen = opts_.tls_listen;
+  ro.tls = TlsConfig{opts_.tls_certificate, opts_.tls_key, opts_.tls_ca};
   ro.hosts = opts_.hosts;
   ro.cycle_interval_override_s = opts_.cycle_interval_override_s;
   ro.block_size = opts_.block_size;
@@ -213,6 +215,20 @@ Status ReplicationService::disk_mark_dirty(std::string_view cs, uint32_t disk, u
   auto vm = resolve(cs);
   if (!vm) return vm.status();
   return replicator_->mark_dirty(*vm, disk, offset, length);
+}
+
+Status ReplicationService::set_bandwidth_limit(std::string_view cs, uint64_t bytes_per_s) {
+  if (cs.empty()) return replicator_->set_bandwidth_limit(std::nullopt, bytes_per_s);
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->set_bandwidth_limit(vm->vm.id, bytes_per_s);
+}
+
+Result<uint64_t> ReplicationService::bandwidth_limit(std::string_view cs) const {
+  if (cs.empty()) return replicator_->bandwidth_limit(std::nullopt);
+  auto vm = resolve(cs);
+  if (!vm) return vm.status();
+  return replicator_->bandwidth_limit(vm->vm.id);
 }
 
 Result<std::shared_ptr<Job>> ReplicationService::compute_digest(std::string_view cs) {

@@ -48,6 +48,11 @@ class ReplicationService {
   // this returns (group-committed). Cycles then send those blocks without scanning.
   Status disk_mark_dirty(std::string_view computer_system, uint32_t disk, uint64_t offset, uint64_t length);
 
+  // Bandwidth limit in bytes/s (0 = none) of one relationship (persisted with it) or, for an
+  // empty computer_system, of the whole service; changes apply to transfers in progress.
+  Status set_bandwidth_limit(std::string_view computer_system, uint64_t bytes_per_s);
+  Result<uint64_t> bandwidth_limit(std::string_view computer_system) const;
+
   // ComputeDigest: the BlockIndex and Merkle root of every disk of the VM. The index of disk
   // N is kept next to the image (disk<N>.idx). Result properties on the job: MerkleRoot,
   // DiskMerkleRoots[], HashAlgorithm, BlockSize, BlockCount, ZeroBlocks, BytesRead.

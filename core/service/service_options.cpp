@@ -70,14 +70,20 @@ Result<ServiceOptions> ServiceOptions::from_json(std::string_view text) {
         o.hash = HashAlgorithm::Sha256;
       else
         return Status::InvalidParameter("hash must be \"xxh3-128\" or \"sha256\" (got \"" + h.substr(0, 32) + "\")");
-    } else if (key == "listen") {
+    } else if (key == "listen" || key == "tls_listen") {
       if (!v.is_string()) return wrong_type(key, "a string \"host:port\"");
       std::string l = v.get<std::string>();
       auto colon = l.rfind(':');
       if (colon == std::string::npos || colon == 0 || colon + 1 == l.size() ||
           l.find_first_not_of("0123456789", colon + 1) != std::string::npos || std::stoul(l.substr(colon + 1)) > 65535)
-        return Status::InvalidParameter("listen must be \"host:port\" with a port 0-65535 (got \"" + l.substr(0, 64) + "\")");
-      o.listen = l;
+        return Status::InvalidParameter(key + " must be \"host:port\" with a port 0-65535 (got \"" + l.substr(0, 64) + "\")");
+      (key == "listen" ? o.listen : o.tls_listen) = l;
+    } else if (key == "tls_certificate" || key == "tls_key" || key == "tls_ca") {
+      if (!v.is_string()) return wrong_type(key, "a string (a PEM file path)");
+      std::string f = v.get<std::string>();
+      if (f.empty() || f.size() > 4096 || f.find('\0') != std::string::npos)
+        return Status::InvalidParameter(key + " must be a file path");
+      (key == "tls_certificate" ? o.tls_certificate : key == "tls_key" ? o.tls_key : o.tls_ca) = f;
     } else if (key == "hosts") {
       if (!v.is_object()) return wrong_type(key, "an object {\"name\": \"address\"}");
       for (const auto& [name, addr] : v.items()) {
@@ -103,6 +109,11 @@ Result<ServiceOptions> ServiceOptions::from_json(std::string_view text) {
       return Status::InvalidParameter("unknown option '" + key.substr(0, 64) + "'");
     }
   }
+  bool any_tls = !o.tls_certificate.empty() || !o.tls_key.empty() || !o.tls_ca.empty();
+  if (any_tls && (o.tls_certificate.empty() || o.tls_key.empty() || o.tls_ca.empty()))
+    return Status::InvalidParameter("tls_certificate, tls_key and tls_ca go together (one is missing)");
+  if (!o.tls_listen.empty() && !any_tls)
+    return Status::InvalidParameter("tls_listen needs tls_certificate, tls_key and tls_ca");
   return o;
 }
 

@@ -23,6 +23,15 @@ struct ServiceOptions {
   HashAlgorithm hash = HashAlgorithm::Xxh3_128;
   // Replication listener "host:port" ("127.0.0.1:0" = any free port); empty = none.
   std::string listen;
+  // Certificate authentication (AuthenticationType 2, spec §3-4): this service's certificate
+  // and key and the CA its peers' certificates must chain to (PEM file paths; all three or
+  // none). A primary uses them for relationships of type 2; with tls_listen ("host:port", the
+  // model's HttpsPort listener) the service also accepts primaries over TLS there, while
+  // `listen` stays the plaintext listener of type 1 (the model's HttpPort).
+  std::string tls_certificate;
+  std::string tls_key;
+  std::string tls_ca;
+  std::string tls_listen;
   // Connection point -> address, consulted before DNS (like /etc/hosts).
   std::map<std::string, std::string> hosts;
   // Tests only: replaces ReplicationInterval (seconds); 0 = use the relationship's.

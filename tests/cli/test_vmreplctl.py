@@ -173,6 +173,9 @@ def test_digest_json_and_table(root: str, tmp_path: Path) -> None:
     ["failover", "web01", "--prepare", "--test"],
     ["reverse", "web01", "--recovery-server", "hv-a", "--port", "1", "--verify", "some"],
     ["vm", "list", "--no-such-option"],
+    ["limit", "--set", "fast"],
+    ["limit", "web01", "--set", "8X"],
+    ["limit", "--set"],
 ])
 def test_bad_usage_exits_2(root: str, args: list) -> None:
     p = run(*args, uri=root)
@@ -211,7 +214,7 @@ def test_refused_state_and_options(root: str, tmp_path: Path) -> None:
     p = run("--json", "vm", "list", uri=root, options='{"bogus": 1}')
     assert p.returncode == 3 and as_json(p)["error"]["code"] == 32773
     p = run("vm", "list", uri=f"unix:{tmp_path / 'sock'}")
-    assert p.returncode == 3 and "error 32770 NotSupported" in p.stderr
+    assert p.returncode == 3 and "error 32777 SystemNotAvailable" in p.stderr
 
 
 def test_failed_job_exits_1(root: str) -> None:
@@ -244,7 +247,7 @@ def test_help_documents_exit_codes_and_man_page_lists_every_command() -> None:
     top = commands()
     assert {"vm", "digest", "enable", "start", "replicate", "status", "suspend", "resume", "resync",
             "failover", "make-replica", "commit", "revert", "reverse", "points", "stats", "settings",
-            "auth", "server", "jobs", "job"} <= set(top)
+            "limit", "auth", "server", "jobs", "job"} <= set(top)
     man = MAN_PAGE.read_text().replace("\\-", "-")
     for cmd in top:
         if cmd in ("vm", "auth", "server", "job"):
@@ -253,6 +256,65 @@ def test_help_documents_exit_codes_and_man_page_lists_every_command() -> None:
                 assert run(cmd, sub, "--help").returncode == 0
         else:
             assert re.search(rf'^\.BI? "?{re.escape(cmd)}\b', man, re.M), f"vmreplctl.1 does not list '{cmd}'"
+
+
+# ---- bandwidth limits -----------------------------------------------------------------------
+
+
+def test_limit_of_the_service_shows_sets_and_refuses(root: str) -> None:
+    # The whole service's limit (a local: root's service lives for one invocation).
+    assert ok(run("limit", uri=root)) == "unlimited\n"
+    assert as_json(run("--json", "limit", uri=root)) == {"BandwidthLimit": 0, "ComputerSystem": None}
+    assert ok(run("limit", "--set", "8M", uri=root)) == "8.0 MiB/s (8388608 bytes/s)\n"
+    assert ok(run("limit", "--set", "1g", uri=root)) == "1.0 GiB/s (1073741824 bytes/s)\n"
+    assert as_json(run("limit", "--set", "65536", "--json", uri=root)) == {
+        "BandwidthLimit": 65536, "ComputerSystem": None}
+    assert ok(run("limit", "--set", "512K", uri=root)) == "512.0 KiB/s (524288 bytes/s)\n"
+    assert ok(run("limit", "--set", "unlimited", uri=root)) == "unlimited\n"
+    assert ok(run("limit", "--set", "0", uri=root)) == "unlimited\n"
+
+    # Under one block per second: refused at once (exit 3), in words and in JSON.
+    p = run("limit", "--set", "1000", uri=root)
+    assert p.returncode == 3 and p.stdout == ""
+    assert re.fullmatch(r"error 32773 InvalidParameter: .*1000.*\n", p.stderr)
+    p = run("--json", "limit", "--set", "1K", uri=root)
+    assert p.returncode == 3 and as_json(p)["error"]["code"] == 32773
+    # A VM without a relationship has no limit of its own to set (reading gives none).
+    ok(run("vm", "create", "web01", "--disk", "1M", uri=root))
+    p = run("limit", "web01", "--set", "8M", uri=root)
+    assert p.returncode == 3 and p.stderr.startswith("error 32775 InvalidState: ") and "web01" in p.stderr
+    assert as_json(run("--json", "limit", "web01", uri=root)) == {"BandwidthLimit": 0, "ComputerSystem": "web01"}
+    # An unknown VM, and an empty name (not the whole service).
+    p = run("--json", "limit", "nosuch", uri=root)
+    assert p.returncode == 3 and as_json(p)["error"]["code"] == 32779 and "error 32779 FileNotFound" in p.stderr
+    p = run("limit", "", "--set", "8M", uri=root)
+    assert p.returncode == 3 and p.stderr.startswith("error 32773 InvalidParameter: ")
+
+
+def test_two_hosts_limit_of_a_relationship_is_kept_and_throttles(tmp_path: Path) -> None:
+    a = f"local:{tmp_path / 'hv-a'}"
+    with recovery_host(tmp_path, "hv-b", primary="hv-a") as port:
+        vm = as_json(run("--json", "vm", "create", "web01", "--disk", "8M", uri=a, options=A_OPTIONS))
+        write_blocks(vm["DiskPaths"][0], range(0, 8), seed=5)
+        ok(run("enable", "web01", "--recovery-server", "hv-b", "--port", str(port), uri=a, options=A_OPTIONS))
+        assert ok(run("limit", "web01", uri=a, options=A_OPTIONS)) == "unlimited\n"
+        assert ok(run("limit", "web01", "--set", "256K", uri=a, options=A_OPTIONS)) == "256.0 KiB/s (262144 bytes/s)\n"
+        # Kept with the relationship: the next invocation (a new service on the root) has it.
+        assert as_json(run("--json", "limit", vm["Name"], uri=a, options=A_OPTIONS)) == {
+            "BandwidthLimit": 262144, "ComputerSystem": vm["Name"]}
+        assert ok(run("limit", "web01", uri=a, options=A_OPTIONS)) == "256.0 KiB/s (262144 bytes/s)\n"
+
+        # The initial replication runs under it: 8 blocks at 4 a second; the job says so.
+        doc = as_json(run("--json", "start", "web01", uri=a, options=A_OPTIONS))
+        assert doc["JobState"] == 7 and doc["BlocksSent"] == 8
+        assert doc["BandwidthLimit"] == 262144
+        assert 0 < doc["RateBytesPerSecond"] <= 1.5 * 262144
+        write_blocks(vm["DiskPaths"][0], range(20, 21), seed=6)
+        text = ok(run("replicate", "web01", uri=a, options=A_OPTIONS))
+        assert re.search(r"^\s+BandwidthLimit\s+262144$", text, re.M)
+
+        assert ok(run("limit", "web01", "--set", "unlimited", uri=a, options=A_OPTIONS)) == "unlimited\n"
+        assert as_json(run("--json", "limit", "web01", uri=a, options=A_OPTIONS))["BandwidthLimit"] == 0
 
 
 # ---- recovery server ------------------------------------------------------------------------

@@ -51,7 +51,7 @@ describe("vmrepl.open", function()
     end
     fails(32773, "unknown URI", "nope:" .. dir)
     fails(32773, "absolute path", "local:relative/root")
-    fails(32770, "not available", "unix:/run/vmrepl.sock")
+    fails(32777, "no such file", "unix:/run/vmrepl-none.sock") -- no vmrepld there
     fails(32773, "unknown option 'bogus'", "local:" .. dir .. "/a", { bogus = 1 })
     fails(32776, "host_name must be a string", "local:" .. dir .. "/a", { host_name = 5 })
     fails(32773, "not valid JSON", "local:" .. dir .. "/a", "{")

@@ -658,6 +658,113 @@ def test_python_side_argument_checks(svc: vmrepl.Service, vm: vmrepl.Instance) -
         svc.remove_authorization_entry("hv-a\x00x")
 
 
+# ---- bandwidth limits -----------------------------------------------------------------------------
+
+KiB = 1 << 10
+
+
+def test_bandwidth_limits_of_each_service_and_relationship(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    assert a.bandwidth_limit() == 0 and b.bandwidth_limit() == 0  # none by default
+    # The whole service's limit: one per service.
+    a.set_bandwidth_limit(8 * MiB)
+    b.set_bandwidth_limit(BLOCK)  # exactly one block per second is allowed
+    assert a.bandwidth_limit() == 8 * MiB and b.bandwidth_limit() == BLOCK
+
+    # A relationship's limit, on either side, by name, GUID or Instance; the service's stays.
+    vm = pair.define()
+    pair.enable(vm)
+    assert a.bandwidth_limit(vm) == 0
+    a.set_bandwidth_limit(4 * MiB, vm)
+    assert a.bandwidth_limit(vm) == a.bandwidth_limit("web01") == a.bandwidth_limit(vm.Name) == 4 * MiB
+    a.set_bandwidth_limit(3 * MiB, vm=vm.Name)
+    assert a.bandwidth_limit(vm=vm) == 3 * MiB and a.bandwidth_limit() == 8 * MiB
+    b.set_bandwidth_limit(2 * MiB, vm.Name)  # the replica VM's relationship
+    assert b.bandwidth_limit(vm.Name) == 2 * MiB and b.bandwidth_limit() == BLOCK
+    assert a.bandwidth_limit(vm) == 3 * MiB
+
+    # 0 removes a limit.
+    b.set_bandwidth_limit(0)
+    b.set_bandwidth_limit(0, vm.Name)
+    assert b.bandwidth_limit() == 0 and b.bandwidth_limit(vm.Name) == 0
+
+    # A relationship's limit is kept with it: a reopened hv-a has it, but not the service's.
+    a.close()
+    with vmrepl.open(f"local:{pair.tmp / 'a'}", host_name="hv-a", hosts={"hv-b": "127.0.0.1"}) as again:
+        assert again.bandwidth_limit(vm.Name) == 3 * MiB
+        assert again.bandwidth_limit() == 0
+
+
+def test_bandwidth_limit_errors(pair: Pair) -> None:
+    a = pair.a
+    # Under one block per second: InvalidParameter, for the service and for a relationship.
+    e = raises_at_once(vmrepl.InvalidParameter, lambda: a.set_bandwidth_limit(1000), "1000")
+    assert e.code == 32773
+    raises_at_once(vmrepl.InvalidParameter, lambda: a.set_bandwidth_limit(BLOCK - 1), str(BLOCK - 1))
+    vm = pair.define()
+    # A VM without a relationship has no limit of its own to set.
+    e = raises_at_once(vmrepl.InvalidState, lambda: a.set_bandwidth_limit(8 * MiB, vm), "web01")
+    assert e.code == 32775
+    pair.enable(vm)
+    raises_at_once(vmrepl.InvalidParameter, lambda: a.set_bandwidth_limit(1000, vm), "1000")
+    assert a.bandwidth_limit(vm) == 0 and a.bandwidth_limit() == 0  # nothing changed
+    # An unknown VM: NotFound (FileNotFound), for set and get.
+    e = raises_at_once(vmrepl.NotFound, lambda: a.set_bandwidth_limit(8 * MiB, "ghost"), "ghost")
+    assert e.code == 32779
+    raises_at_once(vmrepl.NotFound, lambda: a.bandwidth_limit("ghost"), "ghost")
+    # "" is no VM (None is the whole service).
+    raises_at_once(vmrepl.InvalidParameter, lambda: a.set_bandwidth_limit(8 * MiB, ""), "empty")
+    raises_at_once(vmrepl.InvalidParameter, lambda: a.bandwidth_limit(""), "empty")
+
+
+def test_bandwidth_limit_argument_checks(svc: vmrepl.Service, vm: vmrepl.Instance) -> None:
+    for bad in ("8M", 1.5, True, None, b"1"):
+        with pytest.raises(TypeError, match="bytes_per_s must be an int"):
+            svc.set_bandwidth_limit(bad)  # type: ignore[arg-type]
+    for bad_int in (-1, 1 << 64):
+        with pytest.raises(ValueError, match="bytes_per_s"):
+            svc.set_bandwidth_limit(bad_int)
+    with pytest.raises(TypeError, match="computer_system"):
+        svc.set_bandwidth_limit(8 * MiB, 42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="computer_system"):
+        svc.bandwidth_limit(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Msvm_ComputerSystem"):
+        svc.bandwidth_limit(svc.info())
+    assert svc.bandwidth_limit() == 0  # nothing reached the service
+    svc.close()
+    with pytest.raises(vmrepl.InvalidState, match="Service.*is closed"):
+        svc.set_bandwidth_limit(8 * MiB)
+    with pytest.raises(vmrepl.InvalidState, match="Service.*is closed"):
+        svc.bandwidth_limit(vm)
+
+
+def test_a_throttled_initial_replication_reports_its_limit(pair: Pair) -> None:
+    a = pair.a
+    vm = pair.define()
+    pair.enable(vm)
+    limit = 256 * KiB
+    a.set_bandwidth_limit(8 * MiB)  # the service's: the smaller, the relationship's, wins
+    a.set_bandwidth_limit(limit, vm)
+    started = time.monotonic()
+    result = a.start_replication(vm).wait(timeout=120)
+    elapsed = time.monotonic() - started
+    assert pair.same(vm)
+    assert result.BandwidthLimit == limit
+    # About 8 blocks at 4 a second: the transfer took about as long as the limit makes it (a
+    # bucket holds at most 250 ms worth), and the job's rate is the rate it reached.
+    assert result.DataBytesSent >= 6 * BLOCK
+    assert elapsed >= 0.7 * result.WireBytesSent / limit, (elapsed, result.WireBytesSent)
+    assert 0 < result.RateBytesPerSecond <= 1.5 * limit, result.RateBytesPerSecond
+
+    # Without the relationship's limit, the service's applies; without both, none.
+    a.set_bandwidth_limit(0, vm)
+    write(a.disk_path(vm), 3 * MiB, os.urandom(1000))
+    assert a.replicate_now(vm).wait(timeout=60).BandwidthLimit == 8 * MiB
+    a.set_bandwidth_limit(0)
+    write(a.disk_path(vm), 5 * MiB, os.urandom(1000))
+    assert a.replicate_now(vm).wait(timeout=60).BandwidthLimit == 0
+
+
 # ---- races and replica-side statistics ------------------------------------------------------------
 
 

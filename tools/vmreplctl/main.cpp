@@ -5,14 +5,19 @@
 //
 // The commands mirror the model's methods (see vmreplctl.1); output is aligned tables and
 // "Key  value" lines for people, and one JSON document with --json.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ctl.h"
@@ -41,9 +46,13 @@ constexpr const char* kExitHelp =
     "\n"
     "Environment: VMREPL_URI (default for --uri), VMREPL_OPEN_OPTIONS (default for\n"
     "--open-options). URIs: local:/path/to/host-root, unix:/path/to/socket, vmrepl://host:port.\n"
+    "Without either, the local vmrepld's socket unix:/run/vmrepl/vmrepld.sock when it exists.\n"
     "See vmreplctl(1).";
 
 // ---- helpers ---------------------------------------------------------------------------
+
+// Where vmrepld's systemd unit puts its admin socket.
+constexpr const char* kDaemonSocket = "/run/vmrepl/vmrepld.sock";
 
 Json get_instance(vmr_status (*fn)(vmr_service*, const char*, vmr_instance**), Ctl& c, const std::string& vm) {
   vmr_instance* raw = nullptr;
@@ -94,6 +103,21 @@ std::string disks_text(const Json& vm) {
 std::string last_segment(const std::string& t) {
   auto p = t.rfind(':');
   return p == std::string::npos ? t : t.substr(p + 1);
+}
+
+// A bandwidth limit for people: "unlimited", "8.0 MiB/s (8388608 bytes/s)".
+std::string rate_text(uint64_t bytes_per_s) {
+  if (bytes_per_s == 0) return "unlimited";
+  return human_bytes(bytes_per_s) + "/s (" + std::to_string(bytes_per_s) + " bytes/s)";
+}
+
+// A bandwidth limit from the command line: bytes/s, a whole number with an optional K, M or
+// G suffix (powers of 1024, as for disk sizes: 8M = 8388608), or 0 / "unlimited" for none.
+std::optional<uint64_t> parse_rate(std::string_view t) {
+  std::string lower;
+  for (char ch : t) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower == "0" || lower == "unlimited") return 0;
+  return parse_size(t);
 }
 
 // ---- commands --------------------------------------------------------------------------
@@ -201,6 +225,23 @@ int points(Ctl& c, const std::string& vm) {
     t.add({s(p, "RecoveryPointSequence"), last_segment(p.value("VirtualSystemType", "-")), s(p, "CreationTime"),
            s(p, "InstanceID")});
   t.print(std::cout);
+  return kExitOk;
+}
+
+// Shows (after setting it, with `set`) the bandwidth limit of the VM's relationship, or of the
+// whole service when no VM was given (cs NULL).
+int limit(Ctl& c, const char* cs, std::optional<uint64_t> set) {
+  if (set) check(vmr_set_bandwidth_limit(c.svc(), cs, *set));
+  uint64_t bytes_per_s = 0;
+  check(vmr_get_bandwidth_limit(c.svc(), cs, &bytes_per_s));
+  if (c.json()) {
+    Json doc = Json::object();
+    doc["BandwidthLimit"] = bytes_per_s;
+    doc["ComputerSystem"] = cs ? Json(cs) : Json(nullptr);
+    c.print_json(doc);
+  } else {
+    std::cout << rate_text(bytes_per_s) << '\n';
+  }
   return kExitOk;
 }
 
@@ -328,6 +369,16 @@ struct SizeValidator : CLI::Validator {
   }
 };
 
+struct RateValidator : CLI::Validator {
+  RateValidator() {
+    name_ = "RATE";
+    func_ = [](std::string& t) -> std::string {
+      return parse_rate(t) ? std::string()
+                           : "bad rate '" + t + "' (bytes/s: a whole number with K, M or G, or 0 / unlimited)";
+    };
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -350,7 +401,8 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options may follow the command
 
   // Arguments shared by commands; each command's callback binds them into its action.
-  std::string vm, name, host, location, trust_group = "DEFAULT", point, verify, type = "network", id, thumbprint;
+  std::string vm, name, host, location, trust_group = "DEFAULT", point, verify, type = "network", id, thumbprint,
+      rate;
   std::vector<std::string> disk_texts;
   unsigned port = 0, auth_type = 1;
   int interval = -1, history = -1, server_auth = 1;
@@ -520,6 +572,21 @@ int main(int argc, char** argv) {
     simple(sc, [&vm](Ctl& c) { return show_instance(c, get_instance(vmr_get_replication_settings, c, vm)); });
   }
 
+  // Bandwidth limit.
+  {
+    CLI::App* sc = app.add_subcommand(
+        "limit", "Show or set the bandwidth limit of a VM's replication relationship, or of the whole service");
+    CLI::Option* vm_opt = sc->add_option("VM", vm, "The VM: its name, GUID or object path (default: the whole service)");
+    CLI::Option* set_opt =
+        sc->add_option("--set", rate, "New limit in bytes/s: e.g. 8388608 or 8M (K, M, G = powers of 1024); 0 or "
+                                      "unlimited for none")
+            ->check(RateValidator());
+    simple(sc, [&vm, &rate, vm_opt, set_opt](Ctl& c) {
+      const std::optional<uint64_t> set = set_opt->count() ? parse_rate(rate) : std::nullopt;
+      return limit(c, vm_opt->count() ? vm.c_str() : nullptr, set);
+    });
+  }
+
   // Recovery server.
   CLI::App* authc = app.add_subcommand("auth", "Authorization entries of the recovery server");
   authc->require_subcommand(1);
@@ -599,7 +666,9 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --help-all, --version
     return usage_error(e.what());
   }
-  if (g.uri.empty()) return usage_error("no service: give --uri URI or set VMREPL_URI");
+  if (g.uri.empty() && ::access(kDaemonSocket, F_OK) == 0) g.uri = std::string("unix:") + kDaemonSocket;
+  if (g.uri.empty()) return usage_error("no service: give --uri URI or set VMREPL_URI (no vmrepld at " +
+                                        std::string(kDaemonSocket) + ")");
   if (!action) return usage_error("a command is required (vmreplctl --help lists them)");
 
   install_interrupt_handler();

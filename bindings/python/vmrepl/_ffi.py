@@ -302,6 +302,16 @@ vmr_reverse_replication_relationship_ex = ffi(
     vmr_status, check_status, optional=True,
 )
 
+# Bandwidth limits (ABI 4): bytes/s, 0 = none; a NULL computer_system is the whole service.
+vmr_set_bandwidth_limit = ffi(
+    "vmr_set_bandwidth_limit", [ServiceP, c_char_p, c_uint64],
+    vmr_status, check_status, optional=True,
+)
+vmr_get_bandwidth_limit = ffi(
+    "vmr_get_bandwidth_limit", [ServiceP, c_char_p, POINTER(c_uint64)],
+    vmr_status, check_status, optional=True,
+)
+
 # Recovery-server settings and authorization entries.
 vmr_modify_service_settings = ffi(
     "vmr_modify_service_settings", [ServiceP, c_char_p, POINTER(JobP)],

@@ -15,7 +15,7 @@ import os
 import threading
 import uuid
 import weakref
-from ctypes import byref
+from ctypes import byref, c_uint64
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Type, Union
 
 from . import _ffi
@@ -457,6 +457,38 @@ class Service:
         if flags == 0:
             return self._started(_ffi.vmr_reverse_replication_relationship, cs, text)
         return self._started(_ffi.vmr_reverse_replication_relationship_ex, cs, text, flags)
+
+    # ---- bandwidth limits (ABI 4: NotSupported on an older library) ---------------------------
+
+    def set_bandwidth_limit(self, bytes_per_s: int, vm: Optional[ComputerSystem] = None) -> None:
+        """Caps the wire bytes per second of replication sends: of the relationship of ``vm``
+        (a VM's name, GUID, object path or Instance), or of the whole service when ``vm`` is
+        None. 0 removes the limit. A relationship's limit is kept with the relationship (it
+        survives a restart); the service's lasts as long as this service. Both apply at once,
+        to transfers in progress too, and the smaller non-zero one wins; a job's
+        ``BandwidthLimit`` property shows the limit in force. TypeError for a non-int, ValueError
+        for a negative value, at once; InvalidParameter for a limit under the block size (65536
+        by default), InvalidState for a VM without a replication relationship, FileNotFound for
+        an unknown VM."""
+        if isinstance(bytes_per_s, bool) or not isinstance(bytes_per_s, int):
+            raise TypeError(f"bytes_per_s must be an int, not {type(bytes_per_s).__name__}")
+        if bytes_per_s < 0:
+            raise ValueError(f"bytes_per_s must be >= 0 (0 = no limit), not {bytes_per_s}")
+        if bytes_per_s >= 1 << 64:
+            raise ValueError(f"bytes_per_s {bytes_per_s} is out of range (0..{(1 << 64) - 1})")
+        cs = None if vm is None else _computer_system(vm)
+        with self._handle.use() as ptr:
+            _ffi.vmr_set_bandwidth_limit(ptr, cs, bytes_per_s)
+
+    def bandwidth_limit(self, vm: Optional[ComputerSystem] = None) -> int:
+        """The bandwidth limit in bytes per second (0 = none) of the relationship of ``vm``, or
+        of the whole service when ``vm`` is None. A VM without a limit of its own gives 0 (the
+        service's limit may still apply to it); FileNotFound for an unknown VM."""
+        cs = None if vm is None else _computer_system(vm)
+        with self._handle.use() as ptr:
+            out = c_uint64()
+            _ffi.vmr_get_bandwidth_limit(ptr, cs, byref(out))
+            return out.value
 
     # ---- recovery server (Msvm_ReplicationServiceSettingData, authorization entries) ---------
 

@@ -33,8 +33,8 @@ extern "C" {
 /* Bumped whenever functions are added (compatibly: nothing is ever removed or changed within
  * SOVERSION 1); a program built against N runs on a library whose vmr_abi_version() >= N.
  * 1: library, service, VMs, digest, jobs, instances. 2: replication, authorization, feed.
- * 3: failover, test failover, reverse. */
-#define VMR_ABI_VERSION 3
+ * 3: failover, test failover, reverse. 4: unix: (vmrepld) services, bandwidth limits. */
+#define VMR_ABI_VERSION 4
 
 typedef uint32_t vmr_status;
 
@@ -86,7 +86,17 @@ VMR_EXTERN void vmr_free(void *p);                       /* NULL-safe */
  * missing). options_json (may be NULL): {"host_name": "hv-a", "listen": "127.0.0.1:0",
  * "hosts": {"hv-b": "127.0.0.1"}, "job_retention_s": 300, "block_size": 65536,
  * "hash": "xxh3-128"|"sha256", "zstd_level": 1, "connect_timeout_ms": 5000,
- * "io_timeout_ms": 30000, "cycle_interval_override_s": 0 (tests)}. Unknown options -> 32773. */
+ * "io_timeout_ms": 30000, "cycle_interval_override_s": 0 (tests)}. Unknown options -> 32773.
+ * uri: "unix:<absolute socket path>" talks to a vmrepld over its admin socket; the service
+ * behaves exactly as a local: one (same methods, codes, job events through the fd).
+ * options_json: {"connect_timeout_ms": 5000, "call_timeout_ms": 60000}. No daemon listening
+ * -> 32777; a call unanswered within call_timeout_ms -> 32772; a lost connection fails
+ * pending calls and unfinished job waits with 32777.
+ * uri: "vmrepl://host:port" talks to a vmrepld's management listener over mutual TLS 1.3;
+ * options_json adds "tls_certificate", "tls_key" (this client's PEM files), "tls_ca" (the CA
+ * of the daemon's certificate) and optionally "server_thumbprint" (pins the daemon's
+ * certificate, SHA-1 or SHA-256 hex). A certificate refused either way, or one the daemon has
+ * not pinned for management, -> 32769 and nothing can be called. */
 VMR_EXTERN vmr_status vmr_open(const char *uri, const char *options_json, vmr_service **out);
 /* Cancels running jobs, waits for them to stop at a safe point, releases everything.
  * Job handles stay readable afterwards. NULL-safe. */
@@ -126,6 +136,13 @@ VMR_EXTERN vmr_status vmr_disk_mark_dirty(vmr_service *svc, const char *computer
                                           uint64_t offset, uint64_t length);
 /* ComputeDigest: index + Merkle root of every disk. Returns 4096 and a job whose instance
  * carries MerkleRoot, DiskMerkleRoots[], BlockSize, BlockCount, ZeroBlocks, BytesRead. */
+/* Bandwidth limit in bytes/s (0 = none) for the relationship of computer_system, or for the
+ * whole service when computer_system is NULL. A relationship's limit is kept with it; both
+ * apply at once to transfers in progress, and the smaller non-zero one wins. A limit is 0 or
+ * at least the block size (65536 by default): else 32773. A VM without a relationship: 32775. */
+VMR_EXTERN vmr_status vmr_set_bandwidth_limit(vmr_service *svc, const char *computer_system, uint64_t bytes_per_s);
+VMR_EXTERN vmr_status vmr_get_bandwidth_limit(vmr_service *svc, const char *computer_system, uint64_t *bytes_per_s);
+
 VMR_EXTERN vmr_status vmr_compute_digest(vmr_service *svc, const char *computer_system,
                                          vmr_job **job);
 
