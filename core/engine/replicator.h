@@ -5,7 +5,10 @@
 // listener whose sessions admit primaries through the authorization entries, create replica
 // VMs under the entry's storage location, and apply cycles through the ReplicaStore (undo
 // log, fsync, in-place write, commit) after checking that the primary's Merkle roots equal
-// their own.
+// their own. With certificates (ReplicatorOptions::tls), relationships of AuthenticationType 2
+// go over mutual TLS to the recovery server's second, TLS listener (tls_listen): the primary
+// checks the server's certificate names the connection point, the server checks that the
+// primary's names the host it claims and is the one the relationship names.
 //
 // Each job and each session runs as sequential code on a thread of its own; every byte moves
 // through the service's libuv loop (Channel), and file work happens on those threads, never on

@@ -1,7 +1,8 @@
 // TCP endpoints of the service-to-service wire (DESIGN.md, core/net): TcpListener accepts
 // Connections on a numeric address, tcp_connect() resolves and connects with a deadline.
 // Both hand out Connections with TCP_NODELAY set (frames are small and latency-bound:
-// hello, acks, control calls) and with the given ConnectionOptions; the receiver sets its
+// hello, acks, control calls) and with the given ConnectionOptions (with options.tls, TLS
+// from the listener's or the connecting side's context: connection.h); the receiver sets its
 // handlers and calls Connection::start().
 //
 // Thread-safety: loop thread only (the thread running `loop`), destructor included. Callbacks
