@@ -86,7 +86,9 @@ VMR_EXTERN void vmr_free(void *p);                       /* NULL-safe */
  * missing). options_json (may be NULL): {"host_name": "hv-a", "listen": "127.0.0.1:0",
  * "hosts": {"hv-b": "127.0.0.1"}, "job_retention_s": 300, "block_size": 65536,
  * "hash": "xxh3-128"|"sha256", "zstd_level": 1, "connect_timeout_ms": 5000,
- * "io_timeout_ms": 30000, "cycle_interval_override_s": 0 (tests)}. Unknown options -> 32773.
+ * "io_timeout_ms": 30000, "cycle_interval_override_s": 0 (tests), "tls_certificate",
+ * "tls_key", "tls_ca" (PEM files of this host, for AuthenticationType 2 relationships),
+ * "tls_listen": "host:port" (the mutual-TLS replication listener)}. Unknown options -> 32773.
  * uri: "unix:<absolute socket path>" talks to a vmrepld over its admin socket; the service
  * behaves exactly as a local: one (same methods, codes, job events through the fd).
  * options_json: {"connect_timeout_ms": 5000, "call_timeout_ms": 60000}. No daemon listening
