@@ -3,10 +3,13 @@
  * primary, hv-b the recovery server on a fixed port so the roots can be reopened between
  * steps). bench/run changes the primary's disk between steps and times rsync beside it.
  *
- *   bench_replication setup DIR PORT IMAGE   enable + initial replication of IMAGE
+ *   bench_replication setup DIR PORT IMAGE [CERTS TLS_PORT]
+ *                                            enable + initial replication of IMAGE; with CERTS
+ *                                            (tools/mkcerts.sh DIR hv-a hv-b) over mutual TLS:
+ *                                            AuthenticationType 2 to hv-b's tls_listen TLS_PORT
  *   bench_replication cycle DIR PORT         one cycle (replicate_now)
  * Each prints one JSON line: {"seconds", "blocks", "data_bytes", "wire_bytes", "disk",
- * "replica_image", "peak_rss_bytes"}.
+ * "replica_image", "peak_rss_bytes", "cpu_s"} (cpu_s: both services' CPU time during the job).
  *
  * Reverse benchmarks: hv-a listens on PORT_A as well and each host admits the other (hv-a stores
  * what hv-b sends under its own root), so a reverse on hv-b can turn hv-a into its replica.
@@ -71,21 +74,53 @@ static vmr_instance *finish(vmr_status st, vmr_job **jobp, const char *what) {
   return p;
 }
 
+/* CPU seconds (user + system) of this process, every thread. */
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static uint64_t u64(const vmr_instance *i, const char *n) {
   uint64_t v = 0;
   vmr_instance_get_u64(i, n, &v);
   return v;
 }
 
-static vmr_service *open_host(const char *dir, const char *name, const char *peer, const char *listen) {
-  char uri[4096], opts[512];
+/* tls: "" or more options, starting with a comma (the TLS ones). */
+static vmr_service *open_host_tls(const char *dir, const char *name, const char *peer, const char *listen,
+                                  const char *tls) {
+  char uri[4096], opts[16384];
   snprintf(uri, sizeof uri, "local:%s/%s", dir, name);
-  snprintf(opts, sizeof opts, "{\"host_name\": \"%s\", \"listen\": \"%s\", \"hosts\": {\"%s\": \"127.0.0.1\"}}", name,
-           listen, peer);
+  snprintf(opts, sizeof opts, "{\"host_name\": \"%s\", \"listen\": \"%s\", \"hosts\": {\"%s\": \"127.0.0.1\"}%s}", name,
+           listen, peer, tls);
   vmr_service *s = NULL;
   vmr_status st = vmr_open(uri, opts, &s);
   if (st != VMR_OK) die(st, "open");
   return s;
+}
+
+static vmr_service *open_host(const char *dir, const char *name, const char *peer, const char *listen) {
+  return open_host_tls(dir, name, peer, listen, "");
+}
+
+/* The SHA-1 thumbprint of CERTS/NAME.pem, from the NAME.thumbprint file mkcerts.sh writes. */
+static void thumbprint(const char *certs, const char *name, char out[65]) {
+  char path[4200], alg[16];
+  snprintf(path, sizeof path, "%s/%s.thumbprint", certs, name);
+  FILE *f = fopen(path, "r");
+  if (!f) die(VMR_FILE_NOT_FOUND, path);
+  out[0] = 0;
+  while (fscanf(f, "%15s %64s", alg, out) == 2 && strcmp(alg, "sha1") != 0) out[0] = 0;
+  fclose(f);
+  if (!out[0]) die(VMR_FILE_NOT_FOUND, "sha1 thumbprint");
+}
+
+static void tls_options(char *out, size_t n, const char *certs, const char *name, const char *tls_listen) {
+  int k = snprintf(out, n, ", \"tls_certificate\": \"%s/%s.pem\", \"tls_key\": \"%s/%s.key\", \"tls_ca\": \"%s/ca.pem\"",
+                   certs, name, certs, name, certs);
+  if (k < 0 || (size_t)k >= n) die(VMR_INVALID_PARAMETER, "certificate paths too long");
+  if (tls_listen) snprintf(out + k, n - (size_t)k, ", \"tls_listen\": \"%s\"", tls_listen);
 }
 
 /* ---- reverse benchmarks ------------------------------------------------------------------ */
@@ -319,20 +354,34 @@ int main(int argc, char **argv) {
                     strcmp(argv[1], "reverse") == 0))
     return reverse_main(argc, argv);
   if (argc < 4) {
-    fprintf(stderr, "usage: bench_replication setup DIR PORT IMAGE | cycle DIR PORT | rsetup|write|rcycle|planned|unplanned|reverse DIR PORT PORT_A ... (see the source)\n");
+    fprintf(stderr, "usage: bench_replication setup DIR PORT IMAGE [CERTS TLS_PORT] | cycle DIR PORT | rsetup|write|rcycle|planned|unplanned|reverse DIR PORT PORT_A ... (see the source)\n");
     return 2;
   }
   const char *dir = argv[2];
-  char listen[64];
+  /* setup with CERTS TLS_PORT: both hosts hold their certificates, hv-b listens for TLS too. */
+  const int tls = strcmp(argv[1], "setup") == 0 && argc == 7;
+  const char *certs = tls ? argv[5] : NULL;
+  char listen[64], tls_listen[64], tls_a[8600] = "", tls_b[8600] = "", thumb_a[65] = "", thumb_b[65] = "";
   snprintf(listen, sizeof listen, "127.0.0.1:%s", argv[3]);
-  vmr_service *b = open_host(dir, "hv-b", "hv-a", listen);
-  vmr_service *a = open_host(dir, "hv-a", "hv-b", "127.0.0.1:0");
+  if (tls) {
+    snprintf(tls_listen, sizeof tls_listen, "127.0.0.1:%s", argv[6]);
+    tls_options(tls_a, sizeof tls_a, certs, "hv-a", NULL);
+    tls_options(tls_b, sizeof tls_b, certs, "hv-b", tls_listen);
+    thumbprint(certs, "hv-a", thumb_a);
+    thumbprint(certs, "hv-b", thumb_b);
+  }
+  vmr_service *b = open_host_tls(dir, "hv-b", "hv-a", listen, tls_b);
+  vmr_service *a = open_host_tls(dir, "hv-a", "hv-b", "127.0.0.1:0", tls_a);
   vmr_job *job = NULL;
   vmr_instance *p = NULL;
-  double t0, t1;
-  if (strcmp(argv[1], "setup") == 0 && argc == 5) {
-    char entry[1024], rsd[512], def[256], cmd[8192];
-    vmr_instance_release(finish(vmr_modify_service_settings(b, "{\"__CLASS\": \"Msvm_ReplicationServiceSettingData\", \"RecoveryServerEnabled\": true, \"AllowedAuthenticationType\": 1}", &job), &job, "settings"));
+  double t0, t1, c0 = 0, c1 = 0;
+  if (strcmp(argv[1], "setup") == 0 && (argc == 5 || tls)) {
+    char entry[1024], rsd[768], def[256], cmd[8192], server[512];
+    if (tls)
+      snprintf(server, sizeof server, "{\"__CLASS\": \"Msvm_ReplicationServiceSettingData\", \"RecoveryServerEnabled\": true, \"AllowedAuthenticationType\": 2, \"CertificateThumbPrint\": \"%s\"}", thumb_b);
+    else
+      snprintf(server, sizeof server, "{\"__CLASS\": \"Msvm_ReplicationServiceSettingData\", \"RecoveryServerEnabled\": true, \"AllowedAuthenticationType\": 1}");
+    vmr_instance_release(finish(vmr_modify_service_settings(b, server, &job), &job, "settings"));
     snprintf(entry, sizeof entry, "{\"__CLASS\": \"Msvm_ReplicationAuthorizationSettingData\", \"AllowedPrimaryHostSystem\": \"hv-a\", \"TrustGroup\": \"DEFAULT\", \"ReplicaStorageLocation\": \"%s/replicas\"}", dir);
     vmr_instance_release(finish(vmr_add_authorization_entry(b, entry, &job), &job, "entry"));
     struct stat sb;
@@ -347,16 +396,24 @@ int main(int argc, char **argv) {
     snprintf(cmd, sizeof cmd, "cp --sparse=always '%s' '%s' && sync", argv[4], disk);
     if (system(cmd) != 0) die(VMR_FAILED, "copy image");
     vmr_free(disk);
-    snprintf(rsd, sizeof rsd, "{\"RecoveryConnectionPoint\": \"hv-b\", \"RecoveryServerPortNumber\": %s, \"AuthenticationType\": 1, \"RecoveryHistory\": 2, \"CompressionEnabled\": %s}",
-             argv[3], getenv("BENCH_COMPRESS") ? "true" : "false");
+    if (tls)
+      snprintf(rsd, sizeof rsd, "{\"RecoveryConnectionPoint\": \"hv-b\", \"RecoveryServerPortNumber\": %s, \"AuthenticationType\": 2, \"CertificateThumbPrint\": \"%s\", \"RecoveryHistory\": 2, \"CompressionEnabled\": %s}",
+               argv[6], thumb_a, getenv("BENCH_COMPRESS") ? "true" : "false");
+    else
+      snprintf(rsd, sizeof rsd, "{\"RecoveryConnectionPoint\": \"hv-b\", \"RecoveryServerPortNumber\": %s, \"AuthenticationType\": 1, \"RecoveryHistory\": 2, \"CompressionEnabled\": %s}",
+               argv[3], getenv("BENCH_COMPRESS") ? "true" : "false");
     vmr_instance_release(finish(vmr_create_replication_relationship(a, "bench", rsd, &job), &job, "create"));
+    c0 = cpu_s();
     t0 = now_s();
     p = finish(vmr_start_replication(a, "bench", 1, NULL, NULL, &job), &job, "start");
     t1 = now_s();
+    c1 = cpu_s();
   } else if (strcmp(argv[1], "cycle") == 0) {
+    c0 = cpu_s();
     t0 = now_s();
     p = finish(vmr_replicate_now(a, "bench", &job), &job, "cycle");
     t1 = now_s();
+    c1 = cpu_s();
   } else {
     return 2;
   }
@@ -368,9 +425,9 @@ int main(int argc, char **argv) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   printf("{\"seconds\": %.6f, \"blocks\": %llu, \"data_bytes\": %llu, \"wire_bytes\": %llu, \"disk\": \"%s\", "
-         "\"replica_image\": \"%s/replica/disk0.img\", \"peak_rss_bytes\": %lld}\n",
+         "\"replica_image\": \"%s/replica/disk0.img\", \"peak_rss_bytes\": %lld, \"cpu_s\": %.3f}\n",
          t1 - t0, (unsigned long long)u64(p, "BlocksSent"), (unsigned long long)u64(p, "DataBytesSent"),
-         (unsigned long long)u64(p, "WireBytesSent"), disk, folder, (long long)ru.ru_maxrss * 1024);
+         (unsigned long long)u64(p, "WireBytesSent"), disk, folder, (long long)ru.ru_maxrss * 1024, c1 - c0);
   vmr_free(disk);
   vmr_free(folder);
   vmr_instance_release(vb);
