@@ -156,7 +156,8 @@ Status Replicator::primary_vm_running_elsewhere(const VmRecord& vm, const Relati
   if (rel.peer_host.empty() || rel.peer_port == 0) return Status::OK();  // never told its port
   Relationship probe;
   probe.peer_host = rel.peer_host;
-  probe.peer_port = rel.peer_port;
+  probe.peer_port = rel.peer_port;  // the primary's listener of the relationship's kind
+  probe.settings.AuthenticationType = rel.settings.AuthenticationType;
   auto ch = connect_peer(probe);
   if (!ch) return Status::OK();  // unreachable: the unplanned case
   uint64_t seq = 0;
@@ -520,6 +521,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
   Relationship peer;
   peer.peer_host = *rsd.RecoveryConnectionPoint;
   peer.peer_port = rsd.RecoveryServerPortNumber;
+  peer.settings.AuthenticationType = rsd.AuthenticationType;
   auto chr = connect_peer(peer);
   if (!chr) return chr.status();
   Channel& ch = **chr;
@@ -585,7 +587,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
                      {"point", k},
                      {"point_roots", roots_hex},
                      {"force_merkle", force_merkle},
-                     {"port", listen_port()},
+                     {"port", ch.is_tls() ? tls_listen_port() : listen_port()},  // where it calls us back
                      {"settings", encode_json(mine.to_instance())},
                      {"disk_sizes", [&] {
                         json a = json::array();
@@ -938,6 +940,7 @@ void Replicator::resolve_reverse_later(const VmRef& vm) {
       Relationship probe;
       probe.peer_host = rec->value("coordinator", "");
       probe.peer_port = rec->value("port", uint16_t{0});
+      probe.settings.AuthenticationType = rec->value("tls", false) ? 2 : 1;
       const uint64_t cycle = rec->value("cycle", uint64_t{0});
       auto ch = connect_peer(probe);
       if (!ch) return false;

@@ -69,9 +69,12 @@ void ReplicaSession::run() {
       ok = entry.status();
     }
   }
-  if (ok.ok() && ch_->is_tls()) ok = check_tls_peer(hello->host_name);
+  if (ok.ok()) ok = ch_->is_tls() ? check_tls_peer(hello->host_name) : check_plain_peer();
+  // The primary's listener of the same kind as this session: we call it back (failover's
+  // split-brain check, a reverse's outcome) the way it called us.
+  const std::string port_cap = ch_->is_tls() ? "tls-listen-port:" : "listen-port:";
   for (const auto& c : hello->capabilities)
-    if (c.rfind("listen-port:", 0) == 0) primary_port_ = static_cast<uint16_t>(std::atoi(c.c_str() + 12));
+    if (c.rfind(port_cap, 0) == 0) primary_port_ = static_cast<uint16_t>(std::atoi(c.c_str() + port_cap.size()));
   if (!ok.ok()) {
     reply.accepted = false;
     reply.error_code = ok.number();
@@ -141,12 +144,22 @@ void ReplicaSession::run() {
 // authorization entries admit host names, so the name must be proven.
 Status ReplicaSession::check_tls_peer(const std::string& host) {
   uint16_t allowed = r_.server_->settings().AllowedAuthenticationType;
-  if (allowed != 2 && allowed != 3)
+  // A peer's questions (limited session) need no recovery-server settings, only a proven name.
+  if (!limited_ && allowed != 2 && allowed != 3)
     return Status::AccessDenied(r_.opts_.host_name + " does not accept certificate authentication (AllowedAuthenticationType " +
                                 std::to_string(allowed) + ")");
   if (!ch_->peer_certificate_names(host))
     return Status::AccessDenied("the certificate of " + host + " (thumbprint " + ch_->peer_thumbprint("sha1") +
                                 ") is not issued to " + host);
+  return Status::OK();
+}
+
+// A recovery server that allows certificate authentication only takes no plaintext primary.
+Status ReplicaSession::check_plain_peer() {
+  const uint16_t allowed = r_.server_->settings().AllowedAuthenticationType;
+  if (!limited_ && allowed == 2)
+    return Status::AccessDenied(r_.opts_.host_name + " accepts certificate authentication only (AllowedAuthenticationType 2): "
+                                "connect to its certificate listener with AuthenticationType 2");
   return Status::OK();
 }
 

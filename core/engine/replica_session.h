@@ -39,6 +39,7 @@ class ReplicaSession {
   // the certificate it names on this session (AccessDenied otherwise).
   Result<VmRef> replica_vm(const Guid& id, bool for_cycle, bool check_cert = true);
   Status check_tls_peer(const std::string& host);
+  Status check_plain_peer();
   Status check_certificate(const ReplicationSettingData& s);
   // Receives the batches of cycle `b` into a new apply on `store`, updating `idx`; at the end
   // checks every disk's root against the primary's and commits the point. Any failure

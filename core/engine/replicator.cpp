@@ -116,6 +116,9 @@ Status Replicator::start_listener(const std::string& spec, std::shared_ptr<TlsCo
   std::string host = spec.substr(0, colon);
   int port = std::atoi(spec.c_str() + colon + 1);
   if (port < 0 || port > 65535) return Status::InvalidParameter("listen port out of range");
+  if (!tls && !is_loopback_address(host))
+    return Status::InvalidParameter("listen: plaintext replication (AuthenticationType 1) listens on a loopback address "
+                                    "only (got '" + host + "'); between hosts use tls_listen with a certificate");
   auto options = server_connection_options();
   options.tls = std::move(tls);
   return loop_.run_sync([&]() -> Status {
@@ -371,13 +374,16 @@ void Replicator::spawn_thread(std::function<void()> fn) {
 }
 
 std::shared_ptr<Job> Replicator::spawn_job(JobType type, std::string name, bool cancellable, Work work) {
-  return jobs_.submit(type, std::move(name), cancellable, [this, work](const JobContext& ctx) {
+  std::string what = name;
+  return jobs_.submit(type, std::move(name), cancellable, [this, work, what](const JobContext& ctx) {
     if (stopping_) return ctx.finish(Status::SystemNotAvailable("service shutting down"));
-    spawn_thread([this, ctx, work] {
+    spawn_thread([this, ctx, work, what] {
       ThreadCtx t{this, ctx};
       Status st;
       try {
         st = work(t);
+      } catch (const std::bad_alloc&) {
+        st = Status::OutOfMemory(what + ": out of memory");
       } catch (const std::exception& e) {
         st = Status::Failed(std::string("internal error: ") + e.what());
       }
@@ -404,6 +410,10 @@ Status Replicator::check_own_certificate(std::string_view thumbprint) const {
   return Status::OK();
 }
 
+std::string Replicator::own_thumbprint(std::string_view algo) const {
+  return tls_client_ ? tls_client_->certificate_thumbprint(algo) : std::string();
+}
+
 Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r) {
   std::string point = r.peer_host;
   auto it = opts_.hosts.find(point);
@@ -416,6 +426,12 @@ Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r)
   auto ch = Channel::connect(loop_, address, r.peer_port, opts_.connect_timeout, opts_.io_timeout * 2,
                              certificate ? tls_client_ : nullptr, point);
   if (!ch) return ch.status().Annotate("recovery server " + point + ":" + std::to_string(r.peer_port));
+  // Plaintext never leaves the host: nothing is sent to another address without TLS.
+  if (!certificate && !is_loopback_address((*ch)->peer())) {
+    (*ch)->close(Status::OK());
+    return Status::AccessDenied("AuthenticationType 1 (plaintext) goes over loopback only; " + point + " is " +
+                                (*ch)->peer() + ": use AuthenticationType 2 (certificate)");
+  }
   {
     // Tracked so shutdown() can close it and wake a job blocked on it.
     std::lock_guard<std::mutex> lk(mu_);
@@ -426,6 +442,7 @@ Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r)
   std::vector<std::string> caps{"cycles-v1"};
   // Our own listener, so a recovery server can reach us later (split-brain check, reverse).
   if (uint16_t port = listen_port()) caps.push_back("listen-port:" + std::to_string(port));
+  if (uint16_t port = tls_listen_port()) caps.push_back("tls-listen-port:" + std::to_string(port));
   VMREPL_RETURN_IF_ERROR((*ch)->send(proto::Hello{proto::kProtocolVersion, service_id_, opts_.host_name, caps, {}}));
   auto reply = (*ch)->expect<proto::HelloReply>(opts_.io_timeout);
   if (!reply) return reply.status();

@@ -155,6 +155,11 @@ class Replicator {
   // Primary side: the index of what the replica holds (the last acknowledged point).
   static std::string acked_index_path(const VmRecord& vm, uint32_t disk);
 
+  // 32773 unless `thumbprint` (SHA-1 or SHA-256) is this service's own TLS certificate.
+  Status check_own_certificate(std::string_view thumbprint) const;
+  // This service's certificate thumbprint ("sha1" or "sha256", uppercase hex); "" without TLS.
+  std::string own_thumbprint(std::string_view algo) const;
+
  private:
   friend class ReplicaSession;
   // What a job's work sees: its cancellation and a way to report, from its own thread.
@@ -177,7 +182,6 @@ class Replicator {
 
   // Primary side.
   Status no_certificate() const;
-  Status check_own_certificate(std::string_view thumbprint) const;
   Result<std::shared_ptr<Channel>> connect_peer(const Relationship& r);
   Status hello(Channel& ch);
   enum class CycleKind { Initial, Seeded, Incremental, Resync };

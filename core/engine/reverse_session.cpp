@@ -15,6 +15,7 @@
 #include "core/blocks/unique_fd.h"
 #include "core/engine/engine_detail.h"
 #include "core/engine/replica_session.h"
+#include "core/settings/json.h"
 
 namespace vmrepl {
 
@@ -123,6 +124,15 @@ Result<std::string> ReplicaSession::reverse_request(const proto::Request& m) {
     for (size_t d = 0; same && d < rec.disks.size(); ++d)
       same = sizes[d].is_number_unsigned() && sizes[d].get<uint64_t>() == rec.disks[d].size_bytes;
     if (!same) return Status::InvalidParameter("IncludedDisks: the disks differ between the two hosts");
+    {
+      // The new relationship's settings: with AuthenticationType 2 they name the new primary's
+      // certificate, which this session's peer must be presenting.
+      auto inst = decode_json(body.value("settings", ""), ReplicationSettingData::kClassName);
+      if (!inst) return inst.status().Annotate("settings");
+      auto rsd = ReplicationSettingData::from_instance(*inst);
+      if (!rsd) return rsd.status();
+      VMREPL_RETURN_IF_ERROR(check_certificate(*rsd));
+    }
     const uint64_t k = body.value("point", uint64_t{0});
     const size_t nd = rec.disks.size();
     const ScanOptions so = scan_options(r_.opts_);
@@ -318,7 +328,7 @@ Status ReplicaSession::reverse_prepare(const VmRef& vm, const proto::CycleBegin&
   auto relr = r_.relationship(vm);
   if (!relr || !*relr) return relr ? Status::InvalidState("relationship gone") : relr.status();
   Relationship rel = **relr;
-  json record{{"phase", "preparing"},     {"coordinator", primary_host_}, {"port", rev_->port},
+  json record{{"phase", "preparing"},     {"coordinator", primary_host_}, {"port", rev_->port}, {"tls", ch_->is_tls()},
               {"cycle", b.cycle_id},      {"planned", rev_->planned},     {"settings", rev_->settings_json},
               {"prior", rel.to_json()}};
   rel.reverse_json = record.dump();

@@ -1,7 +1,10 @@
 #include "core/net/tcp.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
+
+#include <algorithm>
 
 #include "core/net/connection_impl.h"
 
@@ -235,6 +238,22 @@ class ConnectAttempt {
 void tcp_connect(uv_loop_t* loop, const std::string& host, uint16_t port, uint64_t timeout_ms,
                  ConnectHandler done, const ConnectionOptions& options) {
   (new ConnectAttempt(loop, host, port, timeout_ms, std::move(done), options))->begin();
+}
+
+bool is_loopback_address(std::string_view address) {
+  std::string host(address);
+  if (!host.empty() && host.front() == '[') {
+    const auto end = host.find(']');
+    if (end == std::string::npos) return false;
+    host = host.substr(1, end - 1);
+  } else if (std::count(host.begin(), host.end(), ':') == 1) {
+    host.resize(host.find(':'));  // IPv4 with its port
+  }
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) != 1) return false;
+  return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
 }
 
 }  // namespace vmrepl

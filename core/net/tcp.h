@@ -15,11 +15,17 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/model/status.h"
 #include "core/net/connection.h"
 
 namespace vmrepl {
+
+// True for a loopback address (127.0.0.0/8, ::1, ::ffff:127.x), given as numeric text with or
+// without its port ("127.0.0.1", "127.0.0.1:6600", "::1", "[::1]:6600"). Plaintext replication
+// is confined to these.
+bool is_loopback_address(std::string_view address);
 
 class TcpListener {
  public:

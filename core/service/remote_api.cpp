@@ -190,6 +190,7 @@ class Core : public std::enable_shared_from_this<Core> {
 
   Result<Answer> call(const std::string& method, const json& args) {
     auto p = std::make_shared<Pending>();
+    p->method = method;
     uint64_t seq;
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -228,6 +229,7 @@ class Core : public std::enable_shared_from_this<Core> {
 
  private:
   struct Pending {
+    std::string method;
     bool done = false;
     Status status;
     json body;
@@ -319,9 +321,11 @@ class Core : public std::enable_shared_from_this<Core> {
     {
       std::lock_guard<std::mutex> lk(mu_);
       broken_ = why;
+      // A call on its way had no answer: the daemon may or may not have done it.
       for (auto& [seq, p] : pending_) {
         p->done = true;
-        p->status = why;
+        p->status = Status::Unknown(why.message() + " before the answer to " + p->method +
+                                    ": whether it took effect is unknown; check before retrying");
       }
       cv_.notify_all();
       for (auto& [id, w] : jobs_)

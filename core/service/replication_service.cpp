@@ -79,6 +79,10 @@ Instance ReplicationService::info() const {
   i.set_u64("JobRetentionSeconds", static_cast<uint64_t>(opts_.job_retention_s));
   i.set_string("ListenAddress", opts_.listen);
   i.set_u16("ListenPort", replicator_->listen_port());
+  i.set_string("TlsListenAddress", opts_.tls_listen);
+  i.set_u16("TlsListenPort", replicator_->tls_listen_port());
+  // What this host presents with AuthenticationType 2: the thumbprint relationships name.
+  i.set_string("HostCertificateThumbPrint", replicator_->own_thumbprint("sha1"));
   const Instance settings = service_settings();
   for (const auto& p : settings.properties())
     if (p.name != "InstanceID" && p.name != "ElementName") i.set(p);
@@ -402,8 +406,8 @@ Result<std::shared_ptr<Job>> ReplicationService::reverse_replication_relationshi
   if (rsd->AuthenticationType && *rsd->AuthenticationType == 2) {
     if (!rsd->CertificateThumbPrint || rsd->CertificateThumbPrint->empty())
       return Status::InvalidParameter("CertificateThumbPrint: required with AuthenticationType 2 (certificate)");
-    return Status::NotSupported("AuthenticationType 2 (certificate) needs TLS between the services, which this "
-                                "build does not have yet; use 1");
+    // The new primary is us: the relationship names our certificate, as in CreateReplicationRelationship.
+    VMREPL_RETURN_IF_ERROR(replicator_->check_own_certificate(*rsd->CertificateThumbPrint));
   }
   if (rsd->IncludedDisks && (rel.settings.IncludedDisks ? *rsd->IncludedDisks != *rel.settings.IncludedDisks
                                                         : !rsd->IncludedDisks->empty()))
@@ -432,8 +436,12 @@ Result<std::shared_ptr<Job>> ReplicationService::replicate_now(std::string_view 
 Result<std::shared_ptr<Job>> ReplicationService::test_replication_connection(std::string_view point, uint16_t port,
                                                                              uint16_t auth_type,
                                                                              std::string_view thumbprint) {
-  if (auth_type == 2 && thumbprint.empty())
-    return Status::InvalidParameter("CertificateThumbPrint is required when AuthenticationType is 2");
+  if (auth_type == 2) {
+    if (thumbprint.empty())
+      return Status::InvalidParameter("CertificateThumbPrint is required when AuthenticationType is 2");
+    // The certificate this host would present as the primary (spec §3): ours.
+    VMREPL_RETURN_IF_ERROR(replicator_->check_own_certificate(thumbprint));
+  }
   return replicator_->test_connection(std::string(point), port, auth_type);
 }
 
@@ -465,6 +473,11 @@ Result<std::shared_ptr<Job>> ReplicationService::modify_service_settings(std::st
   if (!s) return s.status();
   Replicator* r = replicator_.get();
   auto v = std::move(s).value();
+  VMREPL_RETURN_IF_ERROR(v.validate());
+  // Certificate authentication is answered with our listener's certificate: the settings must
+  // name it.
+  if (v.RecoveryServerEnabled && (v.AllowedAuthenticationType == 2 || v.AllowedAuthenticationType == 3))
+    VMREPL_RETURN_IF_ERROR(replicator_->check_own_certificate(v.CertificateThumbPrint.value_or("")));
   return quick_job(JobType::ModifyReplicationServerSettings, "Modify replication server settings",
                    [r, v] { return r->server().set_settings(v); });
 }

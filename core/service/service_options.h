@@ -21,7 +21,8 @@ struct ServiceOptions {
   int64_t job_retention_s = 300;   // CIM TimeBeforeRemoval: 5 minutes
   uint32_t block_size = 64 * 1024; // power of two, 4 KiB..16 MiB
   HashAlgorithm hash = HashAlgorithm::Xxh3_128;
-  // Replication listener "host:port" ("127.0.0.1:0" = any free port); empty = none.
+  // Plaintext replication listener "host:port" ("127.0.0.1:0" = any free port); empty = none.
+  // A loopback address only: plaintext never leaves the host.
   std::string listen;
   // Certificate authentication (AuthenticationType 2, spec §3-4): this service's certificate
   // and key and the CA its peers' certificates must chain to (PEM file paths; all three or

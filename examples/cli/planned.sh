@@ -24,6 +24,10 @@
 #                    RecoveryServerPortNumber of a reverse towards that host)
 #   VM               the VM's name or GUID (required)
 #   PHASE            all | over | back (default all)
+#   THUMB_A, THUMB_B each host's certificate thumbprint, for certificate authentication
+#                    (AuthenticationType 2; then PORT_A, PORT_B are the hosts' certificate
+#                    listeners): a reverse names the new primary's own certificate. Unset
+#                    (default): the relationship's authentication as it is.
 #
 # Example:
 #   URI_A=unix:/srv/a.sock URI_B=unix:/srv/b.sock PORT_A=6600 PORT_B=6600 VM=web01 \
@@ -68,10 +72,12 @@ expect() {
   printf '    %s on %s: ReplicationMode %s, ReplicationState %s\n' "$VM" "$2" "$mode" "$state"
 }
 
-# move OLD_URI OLD_HOST OLD_PORT NEW_URI NEW_HOST: planned failover of VM from OLD to NEW, then
-# the reverse so that NEW replicates to OLD.
+# move OLD_URI OLD_HOST OLD_PORT NEW_URI NEW_HOST [NEW_THUMB]: planned failover of VM from OLD
+# to NEW, then the reverse so that NEW replicates to OLD.
 move() {
-  local old=$1 old_host=$2 old_port=$3 new=$4 new_host=$5
+  local old=$1 old_host=$2 old_port=$3 new=$4 new_host=$5 new_thumb=${6:-}
+  local cert=()
+  [[ -z $new_thumb ]] || cert=(--auth-type 2 --thumbprint "$new_thumb")
   step "check: $VM replicates from $old_host (primary) to $new_host (replica)"
   expect "$old" "$old_host" 1 3
   expect "$new" "$new_host" 2 3
@@ -95,7 +101,7 @@ move() {
   ctl "$new" vm start "$VM"
 
   step "on $new_host: reverse the replication towards $old_host:$old_port (ReverseReplicationRelationship)"
-  ctl "$new" reverse "$VM" --recovery-server "$old_host" --port "$old_port"
+  ctl "$new" reverse "$VM" --recovery-server "$old_host" --port "$old_port" "${cert[@]}"
   expect "$new" "$new_host" 1 3
   expect "$old" "$old_host" 2 3
 }
@@ -107,11 +113,11 @@ esac
 
 if [[ $PHASE == all || $PHASE == over ]]; then
   printf '### planned failover of %s: %s -> %s\n' "$VM" "$HOST_A" "$HOST_B"
-  move "$URI_A" "$HOST_A" "$PORT_A" "$URI_B" "$HOST_B"
+  move "$URI_A" "$HOST_A" "$PORT_A" "$URI_B" "$HOST_B" "${THUMB_B:-}"
 fi
 if [[ $PHASE == all || $PHASE == back ]]; then
   printf '\n### failback of %s: %s -> %s\n' "$VM" "$HOST_B" "$HOST_A"
-  move "$URI_B" "$HOST_B" "$PORT_B" "$URI_A" "$HOST_A"
+  move "$URI_B" "$HOST_B" "$PORT_B" "$URI_A" "$HOST_A" "${THUMB_A:-}"
 fi
 printf '\n### done: %s\n' "$VM"
 ctl "$URI_A" status "$VM"

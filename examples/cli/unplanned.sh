@@ -35,6 +35,10 @@
 #   VM               the VM's name or GUID (required)
 #   POINT            recovery point: InstanceID or RecoveryPointSequence (default the latest)
 #   PHASE            all | failover | reverse (default all)
+#   THUMB_B          HOST_B's certificate thumbprint, for certificate authentication
+#                    (AuthenticationType 2; PORT_A is then HOST_A's certificate listener):
+#                    the reverse names it, as B is the primary now. Unset (default): the
+#                    relationship's authentication as it is.
 set -euo pipefail
 
 VMREPLCTL=${VMREPLCTL:-vmreplctl}
@@ -123,7 +127,9 @@ if [[ $PHASE == all || $PHASE == reverse ]]; then
   expect "$URI_A" "$HOST_A" 2 2
 
   step "on $HOST_B: reverse towards $HOST_A:$PORT_A, verified in full (ReverseReplicationRelationship)"
-  ctl "$URI_B" reverse "$VM" --recovery-server "$HOST_A" --port "$PORT_A" --verify full
+  cert=()
+  [[ -z ${THUMB_B:-} ]] || cert=(--auth-type 2 --thumbprint "$THUMB_B")
+  ctl "$URI_B" reverse "$VM" --recovery-server "$HOST_A" --port "$PORT_A" --verify full "${cert[@]}"
 
   state=$(prop "$URI_B" ReplicationState)
   case $state in

@@ -346,10 +346,26 @@ def test_auth_and_server_settings_on_one_root(root: str, tmp_path: Path) -> None
     # Certificates (type 3 = both) need the listener's thumbprint: refused at once without it.
     p = run("server", "enable", "--auth", "3", uri=root)
     assert p.returncode == 3 and p.stderr.startswith("error 32773 InvalidParameter: ") and "CertificateThumbPrint" in p.stderr
-    ok(run("server", "enable", "--auth", "3", "--thumbprint", "0123456789ABCDEF0123456789ABCDEF01234567", uri=root))
-    info = as_json(run("server", "show", "--json", uri=root))
+    # ...and it must be this host's own certificate, which the certificate listener presents.
+    foreign = "0123456789ABCDEF0123456789ABCDEF01234567"
+    p = run("server", "enable", "--auth", "3", "--thumbprint", foreign, uri=root)
+    assert p.returncode == 3 and p.stderr.startswith("error 32773 InvalidParameter: "), p.stderr
+    assert "needs this service's TLS certificate" in p.stderr, p.stderr
+    certs = tmp_path / "certs"
+    subprocess.run(["sh", str(Path(__file__).resolve().parents[2] / "tools" / "mkcerts.sh"), str(certs), "hv-b"],
+                   check=True, capture_output=True, timeout=120)
+    tls = json.dumps({"host_name": "hv-b", "tls_certificate": str(certs / "hv-b.pem"),
+                      "tls_key": str(certs / "hv-b.key"), "tls_ca": str(certs / "ca.pem"),
+                      "tls_listen": "127.0.0.1:0"})
+    p = run("server", "enable", "--auth", "3", "--thumbprint", foreign, uri=root, options=tls)
+    assert p.returncode == 3 and f"CertificateThumbPrint {foreign} is not this host's certificate" in p.stderr, p.stderr
+    own = as_json(run("server", "show", "--json", uri=root, options=tls))["HostCertificateThumbPrint"]
+    assert own == (certs / "hv-b.thumbprint").read_text().split()[1]  # its "sha1 HEX" line
+    ok(run("server", "enable", "--auth", "3", "--thumbprint", own, uri=root, options=tls))
+    info = as_json(run("server", "show", "--json", uri=root, options=tls))
     assert info["AllowedAuthenticationType"] == 3
-    assert info["CertificateThumbPrint"] == "0123456789ABCDEF0123456789ABCDEF01234567"
+    assert info["CertificateThumbPrint"] == own
+    assert info["TlsListenPort"] > 0 and info["ListenPort"] == 0
     assert re.search(r"^MonitoringStartTime\s+09:00:00\.000 UTC$", ok(run("server", "show", uri=root)), re.M)
     ok(run("server", "disable", uri=root))
     assert as_json(run("server", "show", "--json", uri=root))["RecoveryServerEnabled"] is False

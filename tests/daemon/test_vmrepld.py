@@ -208,10 +208,19 @@ BAD_CONFIGS = {
                        'tls.pinned_thumbprints[1]: must be 40 (SHA-1) or 64 (SHA-256) hex digits (got "abc")'),
     "thumbprint_not_hex": (lambda t: config_text(t, rest=f'[tls]\npinned_thumbprints = ["{"Z" * 40}"]\n'),
                            "tls.pinned_thumbprints[0]: must be 40 (SHA-1) or 64 (SHA-256) hex digits"),
-    "tls_without_management_listen": (
-        lambda t: config_text(t, rest=f'[tls]\ncertificate = "{_cert(t)}"\nkey = "{_cert(t)}"\n'
+    "tls_without_ca": (
+        lambda t: config_text(t, rest=f'[tls]\ncertificate = "{_cert(t)}"\nkey = "{_cert(t)}"\n'),
+        "tls.ca: is required with tls.certificate and tls.key"),
+    "pins_without_management_listen": (
+        lambda t: config_text(t, rest=f'[tls]\ncertificate = "{_cert(t)}"\nkey = "{_cert(t)}"\nca = "{_cert(t)}"\n'
                                       f'pinned_thumbprints = ["{"ab" * 32}"]\n'),
-        "tls.certificate: is used by management.listen only, which is not set"),
+        "tls.pinned_thumbprints: pins management clients, and management.listen is not set"),
+    "plaintext_listen_off_loopback": (
+        lambda t: config_text(t).replace('listen = "127.0.0.1:0"', 'listen = "0.0.0.0:6600"'),
+        'replication.listen: is plaintext and listens on a loopback address only (got "0.0.0.0:6600"); '
+        "between hosts use replication.tls_listen with [tls]"),
+    "tls_listen_without_tls": (lambda t: config_text(t, replication='tls_listen = "0.0.0.0:6601"'),
+                               "replication.tls_listen: needs tls.certificate, tls.key and tls.ca"),
     "bandwidth_below_one_block": (lambda t: config_text(t, rest="[limits]\nbandwidth_bytes_per_s = 1000\n"),
                                   "limits.bandwidth_bytes_per_s: must be 0 (unlimited) or at least 65536"),
     "syntax_error": (lambda t: f'host_root = "{t}/h"\nlog_level "info"\n', "line 2, column 11: "),
@@ -264,7 +273,8 @@ def test_start_creates_a_0600_socket_and_logs_in_format(tmp_path: Path, start):
     lines = d.lines()
     assert lines and all(LOG_LINE.match(x) for x in lines), "\n".join(lines)
     assert any(x.endswith(f" info  vmrepld: listening on unix:{s}") for x in lines)
-    port = re.search(r"replication listening on 127\.0\.0\.1:(\d+)$", d.wait_for("replication listening"))
+    port = re.search(r"replication listening on 127\.0\.0\.1:(\d+) \(plaintext, loopback\)$",
+                     d.wait_for("replication listening"))
     assert port and int(port.group(1)) > 0
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
         c.connect(str(s))
@@ -416,7 +426,10 @@ def test_stale_socket_file_is_replaced(tmp_path: Path, start):
 
 
 def test_bad_replication_listen_address_exits_1(tmp_path: Path, start):
-    cfg = config_text(tmp_path).replace('listen = "127.0.0.1:0"', 'listen = "192.0.2.1:0"')  # not ours
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)  # the port is taken: binding it fails at start, after the config check
+    cfg = config_text(tmp_path).replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{busy.getsockname()[1]}"')
     d = start(write(tmp_path / "c.toml", cfg), ready=False)
     assert d.wait(timeout=10) == 1
     errors = [x for x in d.lines() if " error " in x]

@@ -4,7 +4,8 @@ Hosts. When the test runs as root and ``ip netns add`` works, each daemon runs i
 network namespace (``ip netns exec NS vmrepld ...``): the namespaces are joined by a veth pair
 with its own addresses, 10.231.X.1/24 (hv-a) and 10.231.X.2/24 (hv-b), X random, and each
 daemon's ``hosts`` table maps the other host name to the other's veth address; both listen on
-port 6600. Their admin sockets are files under the test's tmp_path, reachable from the test's
+port 6600 with their certificate listeners (tools/mkcerts.sh certificates; relationships and
+reverses use AuthenticationType 2, since plaintext replication stays on loopback). Their admin sockets are files under the test's tmp_path, reachable from the test's
 own namespace. Otherwise (not root, no ``ip netns``, or VMREPL_MULTIHOST_NETNS=0) both run on
 127.0.0.1 with distinct ports, and only the network-cut test is skipped. The namespaces are
 removed by the fixture's finalizer whatever the outcome.
@@ -78,6 +79,15 @@ def gen(*args: Any) -> None:
 
 def same_file(a: str, b: str) -> bool:
     return filecmp.cmp(a, b, shallow=False)
+
+
+def thumbprint(certs: Path, name: str) -> str:
+    """The SHA-1 thumbprint of a tools/mkcerts.sh certificate."""
+    for line in (certs / f"{name}.thumbprint").read_text().splitlines():
+        algo, hexdigits = line.split()
+        if algo == "sha1":
+            return hexdigits
+    raise AssertionError(f"no SHA-1 thumbprint for {name} in {certs}")
 
 
 def free_port() -> int:
@@ -225,22 +235,29 @@ class Daemon:
     """One vmrepld: its config, host root, admin socket and log under tmp."""
 
     def __init__(self, tmp: Path, name: str, peer: str, net: Net, index: int, port: int,
-                 io_timeout_ms: int, cycle_override_s: int, job_retention_s: int) -> None:
+                 io_timeout_ms: int, cycle_override_s: int, job_retention_s: int, certs: Optional[Path]) -> None:
         self.name, self.net, self.index, self.port = name, net, index, port
         self.root = tmp / name
         self.sock = tmp / f"{name}.sock"
         self.config = tmp / f"{name}.toml"
         self.logpath = tmp / f"{name}.log"
+        # Between namespaces replication is certificate-authenticated TLS (plaintext stays on
+        # loopback); on 127.0.0.1 it is plaintext.
+        self.thumbprint = thumbprint(certs, name) if certs else ""
+        listener = f'tls_listen = "{net.addrs[index]}:{port}"' if certs else f'listen = "{net.addrs[index]}:{port}"'
+        tls = (f'[tls]\ncertificate = "{certs}/{name}.pem"\nkey = "{certs}/{name}.key"\nca = "{certs}/ca.pem"\n'
+               if certs else "")
         self.config.write_text(
             f'host_name = "{name}"\nhost_root = "{self.root}"\nlog_level = "info"\n'
             f"[replication]\n"
-            f'listen = "{net.addrs[index]}:{port}"\n'
+            f"{listener}\n"
             f'hosts = {{ "{peer}" = "{net.addrs[1 - index]}" }}\n'
             f"connect_timeout_ms = 3000\n"
             f"io_timeout_ms = {io_timeout_ms}\n"
             f"cycle_interval_override_s = {cycle_override_s}\n"
             f"job_retention_s = {job_retention_s}\n"
             f'[management]\nsocket = "{self.sock}"\n'
+            f"{tls}"
         )
         self.proc: Optional[subprocess.Popen] = None
         self._log = open(self.logpath, "ab")
@@ -296,6 +313,10 @@ class Daemon:
         m = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{self.pid}/status").read_text(), re.M)
         assert m
         return int(m.group(1))
+
+    def cert_args(self) -> List[str]:
+        """vmreplctl enable/reverse arguments naming this host's certificate, when it has one."""
+        return ["--auth-type", "2", "--thumbprint", self.thumbprint] if self.thumbprint else []
 
     def fds(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
@@ -368,14 +389,27 @@ class Cluster:
     def __init__(self, tmp: Path, net: Net, io_timeout_ms: int, cycle_override_s: int, job_retention_s: int) -> None:
         self.tmp, self.net = tmp, net
         ports = (6600, 6600) if net.netns else (free_port(), free_port())
-        args = (io_timeout_ms, cycle_override_s, job_retention_s)
+        certs: Optional[Path] = None
+        if net.netns:
+            certs = tmp / "certs"
+            subprocess.run(["sh", str(REPO / "tools" / "mkcerts.sh"), str(certs), "hv-a", "hv-b"], check=True,
+                           capture_output=True, timeout=120)
+        args = (io_timeout_ms, cycle_override_s, job_retention_s, certs)
         self.a = Daemon(tmp, "hv-a", "hv-b", net, 0, ports[0], *args)
         self.b = Daemon(tmp, "hv-b", "hv-a", net, 1, ports[1], *args)
         for d, peer in ((self.a, "hv-b"), (self.b, "hv-a")):
-            d.ctl("server", "enable")
+            if certs:  # certificate authentication only, answered with this host's certificate
+                d.ctl("server", "enable", "--auth", "2", "--thumbprint", d.thumbprint)
+            else:
+                d.ctl("server", "enable")
             d.ctl("auth", "add", peer, "--location", str(tmp / f"{d.name}-replicas"))
         info = self.b.ctl("server", "show")
-        assert info["HostName"] == "hv-b" and info["ListenPort"] == ports[1], info
+        assert info["HostName"] == "hv-b", info
+        if certs:
+            assert (info["TlsListenPort"], info["ListenPort"]) == (ports[1], 0), info
+            assert info["HostCertificateThumbPrint"] == self.b.thumbprint, info
+        else:
+            assert info["ListenPort"] == ports[1], info
 
     def close(self) -> None:
         for d in (self.a, self.b):
@@ -386,7 +420,7 @@ class Cluster:
         a = self.a
         a.ctl("vm", "create", name, "--disk", f"{mib}M")
         gen("mixed", a.disk(name), mib, seed)
-        a.ctl("enable", name, "--recovery-server", "hv-b", "--port", str(self.b.port), *extra)
+        a.ctl("enable", name, "--recovery-server", "hv-b", "--port", str(self.b.port), *a.cert_args(), *extra)
         a.ctl("start", name)
         assert a.modes(name) == PRIMARY_REPLICATING
         assert self.b.modes(name) == REPLICA_REPLICATING
@@ -397,6 +431,8 @@ class Cluster:
         env = clean_env()
         env.update(VMREPLCTL=VMREPLCTL, URI_A=self.a.uri, URI_B=self.b.uri, HOST_A="hv-a", HOST_B="hv-b",
                    PORT_A=str(self.a.port), PORT_B=str(self.b.port), VM=vm, PHASE=phase)
+        if self.a.thumbprint:
+            env.update(THUMB_A=self.a.thumbprint, THUMB_B=self.b.thumbprint)
         env.update(extra)
         return subprocess.run(["bash", str(path)], capture_output=True, text=True, env=env, timeout=600)
 
@@ -650,7 +686,7 @@ def test_kill_9_of_the_old_primary_daemon_during_a_reverse(hosts) -> None:
 
     b.ctl("limit", "--set", "2M")  # hv-b's service-wide limit: the reverse takes about 12 s
     jobs_before = b.job_ids()
-    p = b.popen("reverse", vm, "--recovery-server", "hv-a", "--port", str(a.port))
+    p = b.popen("reverse", vm, "--recovery-server", "hv-a", "--port", str(a.port), *b.cert_args())
     try:
         job = b.wait_sending(jobs_before)
         a.kill9()
@@ -673,7 +709,7 @@ def test_kill_9_of_the_old_primary_daemon_during_a_reverse(hosts) -> None:
     assert same_file(a.disk(vm), str(a_before))
     # A retried reverse succeeds.
     b.ctl("limit", "--set", "0")
-    r = b.ctl("reverse", vm, "--recovery-server", "hv-a", "--port", str(a.port))
+    r = b.ctl("reverse", vm, "--recovery-server", "hv-a", "--port", str(a.port), *b.cert_args())
     assert r["JobState"] == COMPLETED and r["BlocksSent"] > 0
     assert b.modes(vm) == PRIMARY_REPLICATING and a.modes(vm) == REPLICA_REPLICATING
     assert same_file(a.replica_image(vm), b.disk(vm))
@@ -710,7 +746,8 @@ def test_load_50_vms(hosts) -> None:
     def setup(name: str) -> None:
         disks[name] = a.ctl("vm", "create", name, "--disk", "1M", timeout=60)["DiskPaths"][0]
         write(name, random.Random(name))
-        a.ctl("enable", name, "--recovery-server", "hv-b", "--port", str(b.port), "--interval", "30", timeout=60)
+        a.ctl("enable", name, "--recovery-server", "hv-b", "--port", str(b.port), "--interval", "30", *a.cert_args(),
+              timeout=60)
         a.ctl("start", name, timeout=60)
 
     t_setup = time.monotonic()

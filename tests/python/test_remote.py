@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Iterator, Tuple
 
@@ -170,3 +171,39 @@ def test_a_lost_daemon_is_32777_for_the_client(daemons: Tuple[Daemon, Daemon]) -
         assert ei.value.code == 32777
     with pytest.raises(vmrepl.SystemNotAvailable):
         vmrepl.open(da.uri)
+
+
+def test_a_call_left_without_answer_is_unknown_not_unavailable(tmp_path: pathlib.Path) -> None:
+    """The daemon dies while a call is on its way: whether it took effect cannot be known
+    (32771, vmrepl.Unknown); a call made after that is 32777 (nothing was sent)."""
+    d = Daemon(tmp_path, "hv-a", "hv-b", free_port(), free_port())
+    try:
+        with vmrepl.open(d.uri) as a:
+            assert a.list_systems() == []
+            os.kill(d.proc.pid, signal.SIGSTOP)  # the request reaches the socket, nobody answers
+            outcome: dict = {}
+
+            def define() -> None:
+                try:
+                    a.define_system(name="web01", disks=[MiB])
+                    outcome["result"] = "defined"
+                except vmrepl.Error as e:
+                    outcome["result"] = e
+
+            t = threading.Thread(target=define)
+            t.start()
+            time.sleep(0.5)
+            assert t.is_alive()  # waiting for the answer
+            os.kill(d.proc.pid, signal.SIGKILL)
+            d.proc.wait(timeout=30)
+            t.join(timeout=30)
+            e = outcome["result"]
+            assert type(e) is vmrepl.Unknown, e
+            assert e.code == 32771 and "define_system" in str(e) and "is unknown" in str(e), str(e)
+            with pytest.raises(vmrepl.SystemNotAvailable):
+                a.list_systems()
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        d.log.close()

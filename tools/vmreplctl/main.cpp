@@ -201,11 +201,17 @@ int enable(Ctl& c, const std::string& vm, const std::string& server, unsigned po
   return c.finish(st, job, vm);
 }
 
-int reverse(Ctl& c, const std::string& vm, const std::string& server, unsigned port, const std::string& verify) {
-  // The VM's current settings, with the old primary as the new recovery server.
+int reverse(Ctl& c, const std::string& vm, const std::string& server, unsigned port, const std::string& verify,
+            unsigned auth, const std::string& thumbprint) {
+  // The VM's current settings, with the old primary as the new recovery server; with
+  // certificate authentication they name this host's certificate (it is the primary now).
   Json sd = get_instance(vmr_get_replication_settings, c, vm);
   sd["RecoveryConnectionPoint"] = server;
   sd["RecoveryServerPortNumber"] = port;
+  if (auth != 0) sd["AuthenticationType"] = auth;
+  if (!thumbprint.empty()) sd["CertificateThumbPrint"] = thumbprint;
+  else if (auto at = sd.find("AuthenticationType"); at == sd.end() || !at->is_number() || at->get<unsigned>() != 2u)
+    sd.erase("CertificateThumbPrint");
   const uint32_t flags = verify == "full" ? VMR_REVERSE_VERIFY_FULL : 0u;
   vmr_job* job = nullptr;
   vmr_status st = vmr_reverse_replication_relationship_ex(c.svc(), vm.c_str(), sd.dump().c_str(), flags, &job);
@@ -404,7 +410,7 @@ int main(int argc, char** argv) {
   std::string vm, name, host, location, trust_group = "DEFAULT", point, verify, type = "network", id, thumbprint,
       rate;
   std::vector<std::string> disk_texts;
-  unsigned port = 0, auth_type = 1;
+  unsigned port = 0, auth_type = 1, reverse_auth = 0;
   int interval = -1, history = -1, server_auth = 1;
   bool compression = false, prepare = false, test = false, cancel = false;
 
@@ -472,10 +478,10 @@ int main(int argc, char** argv) {
     sc->add_option("--history", history, "RecoveryHistory: extra recovery points, 0-24 (default 0)")
         ->check(CLI::Range(0, 24));
     sc->add_flag("--compression", compression, "CompressionEnabled");
-    sc->add_option("--auth-type", auth_type, "AuthenticationType: 1 trusted CA / loopback, 2 pinned thumbprint")
+    sc->add_option("--auth-type", auth_type, "AuthenticationType: 1 plaintext (loopback only), 2 certificate (TLS)")
         ->check(CLI::IsMember({1u, 2u}))
         ->capture_default_str();
-    sc->add_option("--thumbprint", thumbprint, "CertificateThumbPrint (AuthenticationType 2)");
+    sc->add_option("--thumbprint", thumbprint, "CertificateThumbPrint: this host's certificate (AuthenticationType 2)");
     simple(sc, [&](Ctl& c) {
       return enable(c, vm, host, port, interval, history, compression, auth_type, thumbprint);
     });
@@ -552,7 +558,11 @@ int main(int argc, char** argv) {
     sc->add_option("--port", port, "Its RecoveryServerPortNumber")->required()->check(CLI::Range(1, 65535));
     sc->add_option("--verify", verify, "full: re-read and re-hash both sides' disks before the commit")
         ->check(CLI::IsMember({"full"}));
-    simple(sc, [&](Ctl& c) { return reverse(c, vm, host, port, verify); });
+    sc->add_option("--auth-type", reverse_auth, "AuthenticationType: 1 plaintext (loopback only), 2 certificate (TLS); "
+                                               "default: the relationship's")
+        ->check(CLI::IsMember({1u, 2u}));
+    sc->add_option("--thumbprint", thumbprint, "CertificateThumbPrint: this host's certificate (AuthenticationType 2)");
+    simple(sc, [&](Ctl& c) { return reverse(c, vm, host, port, verify, reverse_auth, thumbprint); });
   }
 
   // Read-only views of a relationship.

@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/net/tcp.h"
+
 namespace vmrepld {
 
 namespace {
@@ -29,7 +31,7 @@ constexpr size_t kMaxConfigBytes = 1 << 20;
 // The keys of each table; anything else is refused.
 constexpr std::string_view kTopKeys[] = {"host_name", "host_root", "log_level", "replication", "management", "tls",
                                          "limits"};
-constexpr std::string_view kReplicationKeys[] = {"listen",           "hosts",      "connect_timeout_ms",
+constexpr std::string_view kReplicationKeys[] = {"listen",           "tls_listen", "hosts",      "connect_timeout_ms",
                                                  "io_timeout_ms",    "zstd_level", "cycle_interval_override_s",
                                                  "job_retention_s"};
 constexpr std::string_view kManagementKeys[] = {"socket", "listen"};
@@ -274,6 +276,10 @@ Status parse(const toml::table& top, Config& c) {
   // [replication]: ServiceOptions, with the ranges of ServiceOptions::from_json.
   vmrepl::ServiceOptions& o = c.service;
   VMREPL_RETURN_IF_ERROR(read_listen(repl, "listen", o.listen));
+  if (!o.listen.empty() && !vmrepl::is_loopback_address(o.listen.substr(0, o.listen.rfind(':'))))
+    return bad("replication.listen", "is plaintext and listens on a loopback address only (got " + quote(o.listen) +
+                                         "); between hosts use replication.tls_listen with [tls]");
+  VMREPL_RETURN_IF_ERROR(read_listen(repl, "tls_listen", o.tls_listen));
   if (const toml::node* n = repl.get("hosts")) {
     if (!n->is_table()) return wrong_type("replication.hosts", "a table of name = \"address\"", *n);
     for (const auto& [k, v] : *n->as_table()) {
@@ -337,22 +343,26 @@ Status parse(const toml::table& top, Config& c) {
     c.bandwidth_bytes_per_s = static_cast<uint64_t>(v);
   }
 
-  // [tls] serves management.listen (vmrepl://, mutual TLS with pinned clients); replication
-  // between services does not use it in this build, so it is refused on its own (not ignored).
-  const bool any_tls = !c.tls.certificate.empty() || !c.tls.key.empty() || !c.tls.ca.empty() ||
-                       !c.tls.pinned_thumbprints.empty();
+  // [tls]: this host's certificate, for replication with AuthenticationType 2 (as a primary it
+  // presents it; replication.tls_listen answers with it) and for management.listen (vmrepl://).
+  const bool any_file = !c.tls.certificate.empty() || !c.tls.key.empty() || !c.tls.ca.empty();
+  if (any_file && c.tls.ca.empty()) return bad("tls.ca", "is required with tls.certificate and tls.key");
+  if (any_file && c.tls.certificate.empty()) return bad("tls.certificate", "is required with tls.ca");
+  if (!o.tls_listen.empty() && !any_file)
+    return bad("replication.tls_listen", "needs tls.certificate, tls.key and tls.ca (certificate authentication)");
   if (!c.management_listen.empty()) {
-    if (c.tls.certificate.empty() || c.tls.key.empty() || c.tls.ca.empty())
+    if (!any_file)
       return bad("management.listen", "needs tls.certificate, tls.key and tls.ca (vmrepl:// is mutual TLS)");
     if (c.tls.pinned_thumbprints.empty())
       return bad("management.listen",
                  "needs at least one tls.pinned_thumbprints entry (the management clients' certificates)");
-  } else if (any_tls) {
-    return bad(!c.tls.certificate.empty() ? "tls.certificate"
-               : !c.tls.key.empty()       ? "tls.key"
-               : !c.tls.ca.empty()        ? "tls.ca"
-                                          : "tls.pinned_thumbprints",
-               "is used by management.listen only, which is not set (replication over TLS is not in this build)");
+  } else if (!c.tls.pinned_thumbprints.empty()) {
+    return bad("tls.pinned_thumbprints", "pins management clients, and management.listen is not set");
+  }
+  if (any_file) {
+    o.tls_certificate = c.tls.certificate;
+    o.tls_key = c.tls.key;
+    o.tls_ca = c.tls.ca;
   }
   return Status::OK();
 }
@@ -388,6 +398,7 @@ std::map<std::string, std::string> flatten(const Config& c) {
   m["host_root"] = str(c.host_root);
   m["log_level"] = str(log_level_name(c.log_level));
   m["replication.listen"] = str(o.listen);
+  m["replication.tls_listen"] = str(o.tls_listen);
   for (const auto& [name, addr] : o.hosts) m["replication.hosts." + name] = str(addr);
   m["replication.connect_timeout_ms"] = std::to_string(o.connect_timeout_ms);
   m["replication.io_timeout_ms"] = std::to_string(o.io_timeout_ms);

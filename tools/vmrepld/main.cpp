@@ -129,7 +129,7 @@ int run(const std::string& config_path, Config cfg) {
   auto opened = vmrepl::ReplicationService::open(cfg.host_root, cfg.service);
   if (!opened) {
     const vmrepl::Status& st = opened.status();
-    if (st.code() == vmrepl::Code::SystemInUse)
+    if (st.code() == vmrepl::Code::SystemInUse && st.message().find("in use by another VmStore") != std::string::npos)
       log.error(kSelf, "host root " + cfg.host_root + " is locked: another vmrepld (or a local: client) has it open (" +
                            st.message() + ")");
     else
@@ -138,12 +138,18 @@ int run(const std::string& config_path, Config cfg) {
   }
   std::unique_ptr<vmrepl::ReplicationService> svc = std::move(opened).value();
   log.info(kSelf, "host " + cfg.service.host_name + ", host root " + cfg.host_root);
-  if (cfg.service.listen.empty()) {
-    log.info(kSelf, "no replication listener (replication.listen is empty): this host can only be a primary");
+  if (cfg.service.listen.empty() && cfg.service.tls_listen.empty()) {
+    log.info(kSelf, "no replication listener (replication.listen and tls_listen are empty): this host can only be a "
+                    "primary");
   } else {
     const std::string& l = cfg.service.listen;
     log.info(kSelf, "replication listening on " + l.substr(0, l.rfind(':')) + ":" +
-                        std::to_string(svc->replicator().listen_port()));
+                        std::to_string(svc->replicator().listen_port()) + " (plaintext, loopback)");
+  }
+  if (!cfg.service.tls_listen.empty()) {
+    const std::string& l = cfg.service.tls_listen;
+    log.info(kSelf, "replication listening on " + l.substr(0, l.rfind(':')) + ":" +
+                        std::to_string(svc->replicator().tls_listen_port()) + " (certificate authentication)");
   }
   if (vmrepl::Status st = svc->replicator().set_bandwidth_limit(std::nullopt, cfg.bandwidth_bytes_per_s); !st.ok()) {
     log.error(kSelf, "limits.bandwidth_bytes_per_s: " + st.ToString());

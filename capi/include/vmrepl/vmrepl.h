@@ -89,11 +89,15 @@ VMR_EXTERN void vmr_free(void *p);                       /* NULL-safe */
  * "io_timeout_ms": 30000, "cycle_interval_override_s": 0 (tests), "tls_certificate",
  * "tls_key", "tls_ca" (PEM files of this host, for AuthenticationType 2 relationships),
  * "tls_listen": "host:port" (the mutual-TLS replication listener)}. Unknown options -> 32773.
+ * Plaintext replication (AuthenticationType 1) never leaves the host: "listen" must be a
+ * loopback address (else 32773), and a primary refuses to send plaintext to another address
+ * (the job fails with 32769); between hosts use tls_listen and AuthenticationType 2.
  * uri: "unix:<absolute socket path>" talks to a vmrepld over its admin socket; the service
  * behaves exactly as a local: one (same methods, codes, job events through the fd).
  * options_json: {"connect_timeout_ms": 5000, "call_timeout_ms": 60000}. No daemon listening
- * -> 32777; a call unanswered within call_timeout_ms -> 32772; a lost connection fails
- * pending calls and unfinished job waits with 32777.
+ * -> 32777; a call unanswered within call_timeout_ms -> 32772; a connection lost while a call
+ * awaited its answer fails that call with 32771 (it may or may not have taken effect: check
+ * before retrying), and later calls and unfinished job waits with 32777.
  * uri: "vmrepl://host:port" talks to a vmrepld's management listener over mutual TLS 1.3;
  * options_json adds "tls_certificate", "tls_key" (this client's PEM files), "tls_ca" (the CA
  * of the daemon's certificate) and optionally "server_thumbprint" (pins the daemon's
