@@ -2,7 +2,7 @@
 # The README's demo: installs what is missing, builds, and runs the demos on the embedded
 # `local:` engine in a scratch folder: a VM digest, replication between two services, then the
 # failover runbook (planned failover, reverse and failback; unplanned failover and reverse),
-# then two vmrepld daemons driven by vmreplctl through the planned runbook.
+# then two vmrepld daemons replicating over mutual TLS, driven by vmreplctl through the planned runbook.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -17,5 +17,5 @@ echo
 echo "== 3. Failover runbook: planned failover, reverse, failback; unplanned failover, reverse =="
 ./build/examples/failover_runbook "$dir"
 echo
-echo "== 4. The same over two vmrepld daemons (admin sockets), with vmreplctl only =="
+echo "== 4. The planned runbook over two vmrepld daemons (admin sockets, replication over mutual TLS), with vmreplctl only =="
 bash examples/cli/daemons_demo.sh build "$dir/daemons"

@@ -41,6 +41,7 @@ struct Connection::Impl::WriteReq {
   std::vector<uint8_t> payload;
   Impl* conn = nullptr;
   std::size_t queued = 0;  // frame bytes counted in queued_ (0 for TLS handshake records)
+  bool recycle = false;    // a TLS frame's ciphertext: its buffer goes back to tls_spare_
   std::size_t wire = 0;    // bytes handed to the socket
   uint64_t frames = 0;
 };
@@ -150,6 +151,7 @@ void Connection::Impl::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* bu
     if (self->tls_) {
       self->tls_->feed(data);
       self->tls_pump();
+      if (self->tls_) self->tls_->keep_unread();  // read_buf_ is reused by the next read
     } else {
       self->process(data);
     }
@@ -329,6 +331,11 @@ void Connection::Impl::on_write(uv_write_t* req, int status) {
   auto* w = static_cast<WriteReq*>(req->data);
   Impl* self = w->conn;
   self->write_done(*w, status);
+  // A sealed frame's buffer serves the next one: warm pages instead of a fresh allocation.
+  if (w->recycle && self->tls_spare_.size() < kSpareCiphertextBuffers) {
+    w->payload.clear();
+    self->tls_spare_.push_back(std::move(w->payload));
+  }
   delete w;
 }
 
@@ -583,6 +590,11 @@ Status Connection::Impl::tls_write_frame(std::vector<uint8_t> payload) {
   auto* w = new WriteReq;
   w->queued = kFrameHeaderBytes + payload.size();
   w->frames = 1;
+  w->recycle = true;
+  if (!tls_spare_.empty()) {
+    w->payload = std::move(tls_spare_.back());
+    tls_spare_.pop_back();
+  }
   if (!tls_->encrypt(header, payload, w->payload)) {
     delete w;
     Status s = tls_failure();

@@ -162,6 +162,8 @@ class Connection::Impl {
   // tls_input_pending_: reading paused with records possibly left in the session.
   std::unique_ptr<TlsSession> tls_;
   std::unique_ptr<std::array<uint8_t, 16u << 10>> tls_plain_;  // one record's plaintext
+  static constexpr std::size_t kSpareCiphertextBuffers = 32;
+  std::vector<std::vector<uint8_t>> tls_spare_;  // emptied ciphertext buffers, kept for reuse
   std::deque<std::vector<uint8_t>> tls_pending_;
   bool tls_ready_ = false;
   bool tls_input_pending_ = false;

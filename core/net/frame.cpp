@@ -7,8 +7,9 @@ namespace vmrepl {
 
 namespace {
 
-// First allocation for a frame's payload; later growth doubles, capped at the declared length,
-// so a peer announcing a large frame costs memory only as it actually sends the bytes.
+// First allocation for a frame's payload; later growth quadruples, capped at the declared
+// length, so a peer announcing a large frame costs memory only as it actually sends the bytes
+// (at most 4x what arrived), and a 1 MiB frame is moved twice, not four times.
 constexpr std::size_t kInitialPayloadReserve = 64u << 10;
 
 Status oversized(uint64_t size, uint32_t max) {
@@ -46,7 +47,7 @@ Result<std::size_t> FrameDecoder::consume(std::span<const uint8_t> in) {
   std::size_t n = std::min(want, in.size() - used);
   std::size_t needed = payload_.size() + n;
   if (needed > payload_.capacity()) {
-    payload_.reserve(std::min<std::size_t>(length_, std::max(needed, 2 * payload_.capacity())));
+    payload_.reserve(std::min<std::size_t>(length_, std::max(needed, 4 * payload_.capacity())));
   }
   payload_.insert(payload_.end(), in.begin() + static_cast<std::ptrdiff_t>(used),
                   in.begin() + static_cast<std::ptrdiff_t>(used + n));

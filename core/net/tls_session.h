@@ -38,7 +38,10 @@ class TlsSession {
 
   enum class Step { Done, NeedInput, Closed, Failed };
 
+  // Ciphertext from the socket. It is read in place: before `ciphertext` goes away, the
+  // caller calls keep_unread(), which copies what records did not take yet.
   void feed(std::span<const uint8_t> ciphertext);
+  void keep_unread();
   // Done once the handshake finished; NeedInput while it waits for the peer; Failed with
   // error() set.
   Step handshake();
@@ -52,6 +55,13 @@ class TlsSession {
   void close_notify();
 
   bool has_output() const;
+
+  // What the input BIO reads: `kept` (from kept_offset) first, then `view`.
+  struct Input {
+    std::vector<uint8_t> kept;
+    std::size_t kept_offset = 0;
+    std::span<const uint8_t> view;
+  };
   std::vector<uint8_t> take_output();
 
   // AccessDenied when the failure is about a certificate (this side rejected the peer's,
@@ -72,7 +82,9 @@ class TlsSession {
 
   ssl_st* ssl_;
   bio_st* rbio_;  // owned by ssl_
-  bio_st* wbio_;  // owned by ssl_
+  bio_st* wbio_;  // owned by ssl_; writes into pending_, or into encrypt()'s output
+  std::vector<uint8_t> pending_;  // ciphertext not taken yet (handshake, alerts, tickets)
+  Input input_;
   Status error_;
   std::vector<uint8_t> scratch_;  // a frame header and the start of its payload
 };
