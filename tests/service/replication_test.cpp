@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include "core/engine/channel.h"
 #include "core/blocks/merkle.h"
 #include "core/service/replication_service.h"
+#include "core/store/undo_log.h"
 #include "tests/service/two_hosts.h"
 
 using namespace vmrepl;
@@ -86,6 +89,20 @@ BOOST_AUTO_TEST_CASE(initial_replication_cycles_and_recovery_points) {
     // Point seq was made by cycle seq-1 (the initial replication is point 1).
     BOOST_TEST_REQUIRE((read_file(dest) == copies[seq - 1]), "point " << seq);
   }
+  // Exactly 3 points to roll back to, one undo log each (each takes the image one point
+  // back); points 1 and 2 were merged away.
+  auto kept = (*rs)->points();
+  BOOST_REQUIRE(kept.ok());
+  std::vector<uint64_t> with_log;
+  for (const auto& p : *kept)
+    if (p.has_undo) with_log.push_back(p.seq);
+  BOOST_TEST((with_log == std::vector<uint64_t>{4, 5, 6}));
+  BOOST_TEST(kept->front().seq == 3u);
+  std::vector<std::string> logs;
+  for (const auto& e : sfs::directory_iterator(Replicator::replica_folder(ref->vm) + "/undo"))
+    logs.push_back(e.path().filename().string());
+  std::sort(logs.begin(), logs.end());
+  BOOST_TEST((logs == std::vector<std::string>{UndoLog::file_name(4), UndoLog::file_name(5), UndoLog::file_name(6)}));
   auto stats = h.a->get_replication_statistics("web01");
   BOOST_REQUIRE(stats.ok());
   BOOST_TEST(*stats->get_u64("ReplicationSuccessCount") == 6u);
