@@ -130,7 +130,10 @@ VMR_EXTERN vmr_status vmr_destroy_system(vmr_service *svc, const char *computer_
 /* RequestStateChange on the VM: 2 running, 3 off. Completes at once (returns 0, *job NULL). */
 VMR_EXTERN vmr_status vmr_request_state_change(vmr_service *svc, const char *computer_system,
                                                uint16_t requested_state, vmr_job **job);
-/* Path of the raw image of disk `disk` (0-based); free with vmr_free. */
+/* Path of the raw image of disk `disk` (0-based); free with vmr_free. It is the disk the VM
+ * runs from: on a replica (ReplicationMode 2) it holds the data only after a failover; what
+ * has been replicated so far is <Folder>/replica/disk<N>.img, Folder being the VM instance's
+ * property. */
 VMR_EXTERN vmr_status vmr_disk_path(vmr_service *svc, const char *computer_system, uint32_t disk,
                                     char **path);
 /* The change feed: reports a write to [offset, offset+length) of a disk. Returns 0 once the
