@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -105,6 +107,40 @@ Status pwrite_full(int fd, std::span<const std::byte> buf, uint64_t offset) {
     }
     if (n == 0) return Status::Failed("pwrite wrote nothing" + at(offset + done));
     done += static_cast<std::size_t>(n);
+  }
+  return Status::OK();
+}
+
+Status pwritev_full(int fd, std::span<const std::span<const std::byte>> pieces, uint64_t offset) {
+  constexpr std::size_t kMaxIov = 512;  // below IOV_MAX (1024 on Linux)
+  std::array<iovec, kMaxIov> iov{};
+  std::size_t first = 0;   // the first piece not fully written
+  std::size_t skip = 0;    // bytes of it already written
+  uint64_t at_off = offset;
+  while (first < pieces.size()) {
+    std::size_t n = 0;
+    for (std::size_t i = first; i < pieces.size() && n < kMaxIov; ++i) {
+      const std::size_t from = i == first ? skip : 0;
+      if (pieces[i].size() == from) continue;
+      iov[n].iov_base = const_cast<std::byte*>(pieces[i].data() + from);
+      iov[n].iov_len = pieces[i].size() - from;
+      ++n;
+    }
+    if (n == 0) break;
+    const ssize_t w = ::pwritev(fd, iov.data(), static_cast<int>(n), static_cast<off_t>(at_off));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_status(errno, "pwritev" + at(at_off));
+    }
+    if (w == 0) return Status::Failed("pwritev wrote nothing" + at(at_off));
+    at_off += static_cast<uint64_t>(w);
+    std::size_t left = static_cast<std::size_t>(w);
+    while (first < pieces.size() && left >= pieces[first].size() - skip) {
+      left -= pieces[first].size() - skip;
+      skip = 0;
+      ++first;
+    }
+    skip += left;
   }
   return Status::OK();
 }

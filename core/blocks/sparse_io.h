@@ -49,6 +49,9 @@ Status create_sparse_file(const std::string& path, uint64_t size);
 Status pread_full(int fd, std::span<std::byte> buf, uint64_t offset);
 // pwrite until all of `buf` is written, retrying EINTR and short writes.
 Status pwrite_full(int fd, std::span<const std::byte> buf, uint64_t offset);
+// pwrite_full() of pieces that lie in different places, written back to back from `offset`
+// with pwritev (any number of pieces; EINTR and short writes retried).
+Status pwritev_full(int fd, std::span<const std::span<const std::byte>> pieces, uint64_t offset);
 
 enum class HoleFill {
   Zero,  // hole blocks of the buffer are set to zero (the file's logical content)

@@ -72,6 +72,7 @@ std::shared_ptr<Channel> Channel::adopt(EventLoop& loop, std::unique_ptr<Connect
 }
 
 void Channel::attach() {
+  conn_->set_buffer_pool(&loop_.buffers());
   std::weak_ptr<Channel> weak = weak_from_this();
   conn_->on_frame([weak](std::vector<uint8_t> payload) {
     auto self = weak.lock();
@@ -135,8 +136,19 @@ Channel::~Channel() {
   });
 }
 
+Status Channel::send(protocol::Message&& m) {
+  Status st = send(static_cast<const protocol::Message&>(m));
+  if (auto* b = std::get_if<protocol::BlockBatch>(&m)) give_buffer(std::move(b->payload));
+  return st;
+}
+
 Status Channel::send(const protocol::Message& m) {
-  std::vector<uint8_t> payload = protocol::encode(m);
+  // A batch is encoded into a warm buffer of the pool (the connection gives it back once
+  // written); other messages are small.
+  std::vector<uint8_t> payload;
+  if (const auto* b = std::get_if<protocol::BlockBatch>(&m))
+    payload = loop_.buffers().take(b->payload.size() + 9 * (b->zero_blocks.size() + b->data_blocks.size()) + 256);
+  protocol::encode_into(m, payload);
   {
     std::unique_lock<std::mutex> lk(mu_);
     cv_.wait(lk, [this] { return closed_ || (writable_ && sends_in_flight_ < 4); });
@@ -178,7 +190,10 @@ Result<protocol::Message> Channel::recv(std::chrono::milliseconds timeout) {
       });
     }
   }
-  return protocol::decode(payload);
+  // A batch keeps the frame's buffer as its payload; any other frame's buffer is reused.
+  auto m = protocol::decode_owned(payload);
+  if (payload.capacity()) give_buffer(std::move(payload));
+  return m;
 }
 
 void Channel::close(Status reason) {

@@ -59,6 +59,12 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   // SystemNotAvailable with the close reason once the connection is gone.
   Status send(const protocol::Message& m);
+  // send() that gives a block batch's payload buffer back to the loop's pool once encoded.
+  Status send(protocol::Message&& m);
+  // Large buffers of the loop's pool (EventLoop::buffers): the sender's batch data is read
+  // into one, a received batch's payload goes back to it once applied.
+  std::vector<uint8_t> take_buffer(std::size_t min_capacity) { return loop_.buffers().take(min_capacity); }
+  void give_buffer(std::vector<uint8_t>&& b) { loop_.buffers().give(std::move(b)); }
   // The next message; Timeout when none arrived within `timeout`; SystemNotAvailable with
   // the reason when the connection closed.
   Result<protocol::Message> recv(std::chrono::milliseconds timeout);
@@ -99,8 +105,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
                                                        const Connector& start);
   void attach();  // loop thread
 
-  static constexpr size_t kPauseAt = 8;   // queued received messages before reads stop
-  static constexpr size_t kResumeAt = 2;
+  static constexpr size_t kPauseAt = 3;   // queued received messages before reads stop
+  static constexpr size_t kResumeAt = 1;
 
   EventLoop& loop_;
   std::unique_ptr<Connection> conn_;  // touched on the loop thread only

@@ -432,6 +432,7 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
   auto applyr = store.begin_apply(b.cycle_id, type);
   if (!applyr) return applyr.status();
   auto& apply = **applyr;
+  std::vector<BlockUpdate> updates;
   for (;;) {
     auto m = ch_->recv(r_.opts_.io_timeout);
     if (!m) {
@@ -445,36 +446,41 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
       }
       const uint32_t d = batch->disk;
       const proto::BatchGeometry geo{rec.disks[d].size_bytes, b.block_size};
-      auto data = proto::open_batch(*batch, geo);
-      if (!data) {
-        apply.abort();
-        return data.status();
-      }
-      for (uint64_t blk : batch->zero_blocks) {
-        Status st = apply.write_zero(d, blk);
-        if (!st.ok()) {
+      // A raw batch is applied from the frame's own buffer; a compressed one is opened first.
+      std::vector<uint8_t> opened;
+      if (batch->codec == proto::Codec::Raw) {
+        if (Status ok = proto::check_batch(*batch, geo); !ok.ok()) {
           apply.abort();
-          return st;
+          return ok;
         }
+      } else {
+        auto data = proto::open_batch(*batch, geo);
+        if (!data) {
+          apply.abort();
+          return data.status();
+        }
+        opened = std::move(data).value();
+      }
+      const std::vector<uint8_t>& raw = batch->codec == proto::Codec::Raw ? batch->payload : opened;
+      updates.clear();
+      for (uint64_t blk : batch->zero_blocks) {
+        updates.push_back(BlockUpdate{d, blk, {}});
         idx[d].set_zero(blk);
       }
       size_t off = 0;
       for (uint64_t blk : batch->data_blocks) {
         uint32_t len = idx[d].block_length(blk);
-        std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data->data() + off), len);
+        std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(raw.data() + off), len);
         off += len;
-        Status st = apply.write(d, blk, bytes);
-        if (!st.ok()) {
-          apply.abort();
-          return st;
-        }
+        updates.push_back(BlockUpdate{d, blk, bytes});
         idx[d].set_from_bytes(blk, bytes);
       }
-      Status st = apply.apply_batch();
+      Status st = apply.apply_batch(updates);
       if (!st.ok()) {
         apply.abort();
         return st;
       }
+      ch_->give_buffer(std::move(batch->payload));
       res.applied += batch->zero_blocks.size() + batch->data_blocks.size();
     } else if (auto* end = std::get_if<proto::CycleEnd>(&*m)) {
       if (end->disk_roots.size() != nd) {

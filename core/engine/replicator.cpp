@@ -37,7 +37,7 @@ using engine_detail::state_text;
 namespace {
 
 constexpr std::string_view kLocationsKey = "replica_locations";
-constexpr size_t kBlocksPerBatch = 64;
+constexpr size_t kBlocksPerBatch = 16;
 
 // The smaller of two limits, 0 meaning none.
 uint64_t effective_limit(uint64_t a, uint64_t b) { return !a ? b : !b ? a : std::min(a, b); }
@@ -724,6 +724,9 @@ Status Replicator::send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const S
         t.result(Property{"BandwidthLimit", CimType::UInt64, false, std::vector<Scalar>{limit}});
       }
       n = std::min(cand.size() - i, batch_blocks(limit, bs));
+      // Blocks are read straight into a warm buffer of the pool, moved into the batch, and
+      // the buffer goes back to the pool once the batch is encoded.
+      if (buf.capacity() < n * bs) buf = ch.take_buffer(n * bs);
       proto::BlockBatch batch;
       batch.seq = ++seq;
       batch.vm_id = vm.id;
@@ -764,7 +767,7 @@ Status Replicator::send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const S
       const uint64_t wire = batch_wire_bytes(*built);
       VMREPL_RETURN_IF_ERROR(rel_bucket->acquire(wire, cancelled));
       VMREPL_RETURN_IF_ERROR(service_bucket_.acquire(wire, cancelled));
-      VMREPL_RETURN_IF_ERROR(ch.send(*built));
+      VMREPL_RETURN_IF_ERROR(ch.send(proto::Message(std::move(built).value())));
       const auto sent_at = RateMeter::Clock::now();
       meter.add(ch.bytes_sent(), sent_at);
       if (sent_at - rate_reported >= TokenBucket::kBurst) {

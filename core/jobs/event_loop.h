@@ -16,6 +16,8 @@
 #include <thread>
 #include <type_traits>
 
+#include "core/blocks/buffer_pool.h"
+
 namespace vmrepl {
 
 class EventLoop {
@@ -42,6 +44,9 @@ class EventLoop {
   bool in_loop_thread() const { return std::this_thread::get_id() == thread_id_; }
   // REQUIRES: loop thread.
   uv_loop_t* uv() { return &loop_; }
+  // Any thread. The large buffers of this loop's connections (frames, batches), kept warm
+  // across messages and cycles (buffer_pool.h).
+  BufferPool& buffers() { return buffers_; }
 
  private:
   static void on_async(uv_async_t* a);
@@ -54,6 +59,9 @@ class EventLoop {
   bool stopping_ = false;
   std::thread thread_;
   std::thread::id thread_id_;
+  BufferPool buffers_{kKeptBufferBytes, kMaxBufferBytes};
+  static constexpr std::size_t kKeptBufferBytes = std::size_t{64} << 20;
+  static constexpr std::size_t kMaxBufferBytes = std::size_t{32} << 20;
 };
 
 }  // namespace vmrepl

@@ -335,6 +335,8 @@ void Connection::Impl::on_write(uv_write_t* req, int status) {
   if (w->recycle && self->tls_spare_.size() < kSpareCiphertextBuffers) {
     w->payload.clear();
     self->tls_spare_.push_back(std::move(w->payload));
+  } else if (!w->recycle && self->pool_) {
+    self->pool_->give(std::move(w->payload));
   }
   delete w;
 }
@@ -601,6 +603,7 @@ Status Connection::Impl::tls_write_frame(std::vector<uint8_t> payload) {
     close(s);
     return s;
   }
+  if (pool_) pool_->give(std::move(payload));
   payload = {};
   w->wire = w->payload.size();
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->payload.data()), static_cast<unsigned>(w->wire));
@@ -669,6 +672,7 @@ void Connection::on_frame(FrameHandler h) { impl_->set_frame_handler(std::move(h
 void Connection::on_close(CloseHandler h) { impl_->set_close_handler(std::move(h)); }
 void Connection::on_drain(DrainHandler h) { impl_->set_drain_handler(std::move(h)); }
 void Connection::on_handshake(HandshakeHandler h) { impl_->set_handshake_handler(std::move(h)); }
+void Connection::set_buffer_pool(BufferPool* pool) { impl_->set_buffer_pool(pool); }
 void Connection::start() { impl_->start(); }
 Status Connection::send(std::vector<uint8_t> payload) { return impl_->send(std::move(payload)); }
 bool Connection::writable() const { return impl_->writable(); }

@@ -126,6 +126,11 @@ class Connection {
   // before the first frame is delivered.
   void on_handshake(HandshakeHandler handler);
 
+  // Large frame buffers come from `pool` and go back to it (it must outlive the connection):
+  // a received frame starts in a kept buffer (whoever takes the frame may give it back), and
+  // a sent payload returns to the pool once written. REQUIRES: before start().
+  void set_buffer_pool(BufferPool* pool);
+
   // Begins reading and arms the timeouts. REQUIRES: on_frame and on_close set. Idempotent.
   void start();
 

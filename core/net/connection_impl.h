@@ -54,6 +54,10 @@ class Connection::Impl {
   void set_frame_handler(FrameHandler h) { on_frame_ = std::move(h); }
   void set_close_handler(CloseHandler h) { on_close_ = std::move(h); }
   void set_drain_handler(DrainHandler h) { on_drain_ = std::move(h); }
+  void set_buffer_pool(BufferPool* pool) {
+    pool_ = pool;
+    decoder_.set_pool(pool);
+  }
   void set_handshake_handler(HandshakeHandler h) { on_handshake_ = std::move(h); }
   void start();
   Status send(std::vector<uint8_t> payload);
@@ -135,6 +139,7 @@ class Connection::Impl {
 
   // Receiving.
   FrameDecoder decoder_;
+  BufferPool* pool_ = nullptr;  // large frame buffers (set_buffer_pool)
   std::array<uint8_t, 64u << 10> read_buf_{};
   std::vector<uint8_t> stash_;  // read but not yet delivered (reading paused mid-chunk)
   bool started_ = false;

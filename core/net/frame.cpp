@@ -41,6 +41,8 @@ Result<std::size_t> FrameDecoder::consume(std::span<const uint8_t> in) {
       error_ = oversized(length_, max_);
       return error_;
     }
+    if (pool_ && length_ >= BufferPool::kMinPooledCapacity && payload_.capacity() < length_)
+      payload_ = pool_->try_take(length_);
     payload_.reserve(std::min<std::size_t>(length_, kInitialPayloadReserve));
   }
   std::size_t want = length_ - payload_.size();

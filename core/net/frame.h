@@ -5,8 +5,9 @@
 // FrameDecoder turns a byte stream cut at arbitrary points into whole frames. It trusts no
 // length: a prefix above the limit is refused before anything is allocated, and the memory it
 // holds never exceeds max_frame_size + 4 bytes (capacity grows with the bytes actually
-// received, at most 2x or 64 KiB ahead of them, and never past the declared length). After
-// an error it refuses all further input with the same Status.
+// received, at most 4x or 64 KiB ahead of them, and never past the declared length). After
+// an error it refuses all further input with the same Status. With a BufferPool, a large
+// frame starts in a kept buffer when one is big enough (memory already held, warm pages).
 //
 // Thread-safety: values without internal synchronization; one decoder per stream.
 #pragma once
@@ -17,6 +18,7 @@
 #include <span>
 #include <vector>
 
+#include "core/blocks/buffer_pool.h"
 #include "core/model/status.h"
 
 namespace vmrepl {
@@ -29,6 +31,8 @@ inline constexpr uint32_t kDefaultMaxFrameSize = 8u << 20;
 class FrameDecoder {
  public:
   explicit FrameDecoder(uint32_t max_frame_size = kDefaultMaxFrameSize);
+  // Where large payload buffers come from; the caller gives them back after use. May be null.
+  void set_pool(BufferPool* pool) { pool_ = pool; }
 
   // Consumes bytes from the front of `in`, stopping right after the end of a frame or when
   // `in` is used up, and returns how many bytes it took. When a frame completed,
@@ -64,6 +68,7 @@ class FrameDecoder {
   std::size_t header_have_ = 0;
   uint32_t length_ = 0;
   std::vector<uint8_t> payload_;
+  BufferPool* pool_ = nullptr;
   bool ready_ = false;
   Status error_;
 };

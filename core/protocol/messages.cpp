@@ -411,6 +411,24 @@ class Reader {
     out.assign(p, p + o->via.bin.size);
     return Status::OK();
   }
+  // bin() as the last read of a message: when the binary ends the frame decode_owned() was
+  // given, the frame's buffer becomes `out` (every view into the frame is dead afterwards).
+  Status last_bin(std::string_view name, std::vector<uint8_t>& out, std::size_t max_bytes) {
+    const msgpack::object* o;
+    VMREPL_RETURN_IF_ERROR(get(name, o));
+    if (o->type != msgpack::type::BIN || o->via.bin.size > max_bytes || frame_ == nullptr)
+      return bin(name, out, max_bytes);
+    const auto* p = reinterpret_cast<const uint8_t*>(o->via.bin.ptr);
+    const uint8_t* frame_begin = frame_->data();
+    const uint8_t* frame_end = frame_begin + frame_->size();
+    if (p < frame_begin || p + o->via.bin.size != frame_end) return bin(name, out, max_bytes);
+    const auto at = static_cast<std::ptrdiff_t>(p - frame_begin);
+    out = std::move(*frame_);
+    frame_->clear();
+    out.erase(out.begin(), out.begin() + at);
+    return Status::OK();
+  }
+  void own_frame(std::vector<uint8_t>* frame) { frame_ = frame; }
   Status strs(std::string_view name, std::vector<std::string>& out, std::size_t max_count, std::size_t max_bytes) {
     const msgpack::object_array* a;
     VMREPL_RETURN_IF_ERROR(array(name, a, max_count));
@@ -495,6 +513,7 @@ class Reader {
 
   std::string_view type_;
   std::vector<std::pair<std::string_view, const msgpack::object*>> fields_;
+  std::vector<uint8_t>* frame_ = nullptr;  // decode_owned(): the frame, which a batch may take
 };
 
 // ---- per-message decoders --------------------------------------------------------------
@@ -608,7 +627,7 @@ Result<Message> read_block_batch(Reader& r) {
     return Status::InvalidParameter("block_batch: field 'raw_size' is " + n2s(m.raw_size) + ", above the " +
                                     n2s(kMaxBatchRawBytes) + "-byte batch limit");
   }
-  VMREPL_RETURN_IF_ERROR(r.bin("payload", m.payload, kMaxBatchRawBytes));
+  VMREPL_RETURN_IF_ERROR(r.last_bin("payload", m.payload, kMaxBatchRawBytes));
   return Message(std::move(m));
 }
 
@@ -674,7 +693,22 @@ std::vector<uint8_t> encode(const Message& m) {
   return out;
 }
 
-Result<Message> decode(std::span<const uint8_t> payload) {
+void encode_into(const Message& m, std::vector<uint8_t>& out) {
+  out.clear();
+  std::visit([&out](const auto& msg) { put(out, msg); }, m);
+}
+
+namespace {
+Result<Message> decode_frame(std::span<const uint8_t> payload, std::vector<uint8_t>* owned);
+}  // namespace
+
+Result<Message> decode(std::span<const uint8_t> payload) { return decode_frame(payload, nullptr); }
+
+Result<Message> decode_owned(std::vector<uint8_t>& frame) { return decode_frame(frame, &frame); }
+
+namespace {
+
+Result<Message> decode_frame(std::span<const uint8_t> payload, std::vector<uint8_t>* owned) {
   if (payload.empty()) return Status::IncorrectDataType("empty message");
   if (payload.size() > kMaxFrameBytes) {
     return Status::InvalidParameter("message of " + n2s(payload.size()) + " bytes exceeds the " +
@@ -734,11 +768,14 @@ Result<Message> decode(std::span<const uint8_t> payload) {
   for (const Kind& k : kKinds) {
     if (k.name == type) {
       Reader reader(k.name, std::move(fields));
+      reader.own_frame(owned);
       return k.read(reader);
     }
   }
   return Status::InvalidParameter("unknown message type '" + printable(type) + "'");
 }
+
+}  // namespace
 
 Status check_protocol_version(uint32_t peer_version) {
   if (peer_version == kProtocolVersion) return Status::OK();
@@ -760,8 +797,8 @@ Status status_from(const Error& error) {
 ConnectionOptions connection_options() {
   ConnectionOptions o;
   o.max_frame_size = kMaxFrameBytes;
-  o.send_high_watermark = 24u << 20;
-  o.send_low_watermark = 8u << 20;
+  o.send_high_watermark = 8u << 20;
+  o.send_low_watermark = 4u << 20;
   o.send_queue_cap = 64u << 20;
   return o;
 }

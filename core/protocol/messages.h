@@ -168,8 +168,15 @@ std::string_view message_type(const Message& m);
 
 // The payload of one frame. Encoding does not validate the values (decode() does).
 std::vector<uint8_t> encode(const Message& m);
+// encode() into `out` (cleared first; its capacity is reused: a pooled buffer stays warm).
+void encode_into(const Message& m, std::vector<uint8_t>& out);
 // Parses one frame's payload (see the rules above).
 Result<Message> decode(std::span<const uint8_t> payload);
+// decode() of a frame the caller owns: a block batch whose data ends the frame (as encode()
+// puts it) takes the frame's buffer as its payload instead of copying it (`frame` is then
+// empty; the data moves to the front of the buffer it already sits in). Other messages leave
+// `frame` as it was.
+Result<Message> decode_owned(std::vector<uint8_t>& frame);
 
 // OK when a peer's protocol version can be spoken with; else NotSupported naming both.
 Status check_protocol_version(uint32_t peer_version);

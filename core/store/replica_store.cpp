@@ -763,7 +763,9 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
     n.offset = total;
     total += UndoLog::block_length(sizes[n.disk], bs, n.block);
   }
-  std::vector<std::byte> pre(total);
+  // The store's pre-image buffer serves every batch of every apply: its pages stay mapped.
+  if (store_->preimages_.size() < total) store_->preimages_.resize(total);
+  std::span<std::byte> pre(store_->preimages_.data(), total);
   std::vector<uint8_t> holes;
   for (std::size_t i = 0; i < needs.size();) {
     std::size_t j = i + 1;
@@ -775,7 +777,7 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
         needs[j - 1].offset + UndoLog::block_length(sizes[needs[i].disk], bs, needs[j - 1].block);
     holes.assign(j - i, 0);
     auto r = read_blocks(store_->images_[needs[i].disk].get(), needs[i].block * bs,
-                         std::span<std::byte>(pre).subspan(begin, end - begin), bs, holes);
+                         pre.subspan(begin, end - begin), bs, holes);
     if (!r.ok())
       return fail(
           r.status().Annotate("reading pre-images of " + store_->image_path(needs[i].disk)));
@@ -783,7 +785,7 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
       Need& n = needs[k];
       const uint64_t len = UndoLog::block_length(sizes[n.disk], bs, n.block);
       n.pre_zero =
-          holes[k - i] != 0 || is_all_zero(std::span<const std::byte>(pre).subspan(n.offset, len));
+          holes[k - i] != 0 || is_all_zero(std::span<const std::byte>(pre.subspan(n.offset, len)));
       n.skip = n.pre_zero && n.all_zero;
     }
     i = j;
@@ -796,7 +798,7 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
     records.push_back(UndoRecord{n.disk, n.block, n.pre_zero,
                                  n.pre_zero
                                      ? std::span<const std::byte>{}
-                                     : std::span<const std::byte>(pre).subspan(n.offset, len)});
+                                     : std::span<const std::byte>(pre.subspan(n.offset, len))});
   }
   // The log must be durable before the first byte of the image changes.
   if (!records.empty()) {

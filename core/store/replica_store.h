@@ -234,6 +234,7 @@ class ReplicaStore {
   // Set when the image may be between points (a failed rollback); open() recovers.
   Status broken_;
   ReplicaRecovery recovered_;
+  std::vector<std::byte> preimages_;  // the open apply's pre-image reads, kept across applies
 };
 
 // One cycle being applied. Made by ReplicaStore::begin_apply; destroying it without commit()

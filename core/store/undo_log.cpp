@@ -197,29 +197,43 @@ Status UndoLogWriter::append(uint32_t flags, std::span<const UndoRecord> records
                              uint64_t payload) {
   if (!fd_) return Status::InvalidState("undo log writer is not open");
   const uint64_t seed = header_.seq;
-  std::vector<std::byte> buf(UndoLog::kBatchHeaderSize + payload + UndoLog::kCommitSize);
-  std::byte* p = buf.data();
+  // The batch's own bytes (header, record headers, commit) go in one small buffer; the
+  // pre-images are written from where they lie, not staged in a multi-MiB copy.
+  std::vector<std::byte> meta(UndoLog::kBatchHeaderSize + records.size() * UndoLog::kRecordHeaderSize +
+                              UndoLog::kCommitSize);
+  std::vector<std::span<const std::byte>> pieces;
+  pieces.reserve(2 * records.size() + 2);
+  std::byte* p = meta.data();
   put_u32(p, UndoLog::kBatchTag);
   put_u32(p + 4, flags);
   put_u64(p + 8, batches_);
   put_u64(p + 16, payload);
   put_u32(p + 24, static_cast<uint32_t>(records.size()));
   put_u64(p + 32, xxh64(p, 32, seed));
+  pieces.emplace_back(p, UndoLog::kBatchHeaderSize);
   std::byte* q = p + UndoLog::kBatchHeaderSize;
   for (const auto& r : records) {
     put_u32(q, r.disk);
     put_u32(q + 4, r.zero ? UndoLog::kRecordZero : 0);
     put_u64(q + 8, r.block);
     put_u32(q + 16, static_cast<uint32_t>(r.data.size()));
+    pieces.emplace_back(q, UndoLog::kRecordHeaderSize);
+    if (!r.data.empty()) pieces.emplace_back(r.data);
     q += UndoLog::kRecordHeaderSize;
-    if (!r.data.empty()) std::memcpy(q, r.data.data(), r.data.size());
-    q += r.data.size();
   }
   put_u32(q, UndoLog::kCommitTag);
   put_u64(q + 8, batches_);
-  put_u64(q + 16, xxh64(p, static_cast<std::size_t>(q + 16 - p), seed));
+  // The commit's checksum covers every byte of the batch before it, in file order.
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> h(XXH3_createState(), &XXH3_freeState);
+  if (!h || XXH3_64bits_reset_withSeed(h.get(), seed) != XXH_OK)
+    return Status::OutOfMemory("undo log " + display_ + ": no checksum state");
+  for (const auto& piece : pieces) XXH3_64bits_update(h.get(), piece.data(), piece.size());
+  XXH3_64bits_update(h.get(), q, 16);
+  put_u64(q + 16, XXH3_64bits_digest(h.get()));
+  pieces.emplace_back(q, UndoLog::kCommitSize);
+  const uint64_t total = UndoLog::kBatchHeaderSize + payload + UndoLog::kCommitSize;
 
-  Status st = pwrite_full(fd_.get(), buf, size_);
+  Status st = pwritev_full(fd_.get(), pieces, size_);
   if (st.ok() && ::fdatasync(fd_.get()) != 0)
     st = errno_status(errno, "fdatasync undo log " + display_);
   if (!st.ok()) {
@@ -227,7 +241,7 @@ Status UndoLogWriter::append(uint32_t flags, std::span<const UndoRecord> records
     failed_ = st.Annotate("undo log " + display_);
     return failed_;
   }
-  size_ += buf.size();
+  size_ += total;
   ++batches_;
   return Status::OK();
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cerrno>
 #include <vector>
@@ -212,6 +213,41 @@ BOOST_AUTO_TEST_CASE(errno_maps_to_model_codes_with_text) {
   auto missing = open_file(dir.file("absent"), O_RDONLY);
   BOOST_TEST(missing.status().code() == Code::FileNotFound);
   BOOST_TEST(missing.status().message().find("absent: No such file or directory") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(pwritev_full_writes_scattered_pieces_back_to_back) {
+  // More pieces than one pwritev takes (512), some empty, of varied sizes: the file holds
+  // their concatenation at the offset, and nothing else changed.
+  Dir d;
+  BOOST_REQUIRE(create_sparse_file(d.path, 4 << 20).ok());
+  {
+    std::vector<std::byte> base(4 << 20, std::byte{0x5a});
+    d.write_at(0, base);
+  }
+  std::vector<std::vector<std::byte>> store;
+  std::vector<std::span<const std::byte>> pieces;
+  std::vector<std::byte> want;
+  for (int i = 0; i < 1500; ++i) {
+    const std::size_t n = i % 7 == 0 ? 0 : static_cast<std::size_t>((i * 37) % 3000 + 1);
+    store.emplace_back(n, static_cast<std::byte>(i & 0xff));
+  }
+  for (const auto& b : store) {
+    pieces.emplace_back(b);
+    want.insert(want.end(), b.begin(), b.end());
+  }
+  UniqueFd fd = d.open_rw();
+  const uint64_t at = 12345;
+  BOOST_REQUIRE(pwritev_full(fd.get(), pieces, at).ok());
+  std::vector<std::byte> got(want.size() + 2);
+  BOOST_REQUIRE(pread_full(fd.get(), got, at - 1).ok());
+  BOOST_TEST(static_cast<int>(got.front()) == 0x5a);
+  BOOST_TEST(static_cast<int>(got.back()) == 0x5a);
+  BOOST_TEST(std::equal(want.begin(), want.end(), got.begin() + 1));
+  BOOST_TEST(pwritev_full(fd.get(), {}, 0).ok());  // nothing to write
+  UniqueFd ro = open_file(d.path, O_RDONLY).value();
+  Status st = pwritev_full(ro.get(), pieces, 0);
+  BOOST_TEST(!st.ok());
+  BOOST_TEST(st.message().find("pwritev") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -423,4 +423,60 @@ BOOST_AUTO_TEST_CASE(version_check_and_error_conversions) {
   BOOST_TEST(connection_options().max_frame_size == kMaxFrameBytes);
 }
 
+BOOST_AUTO_TEST_CASE(decode_owned_gives_a_batch_the_frames_buffer_and_leaves_others_alone) {
+  for (const Message& m : sample_messages()) {
+    std::vector<uint8_t> frame = encode(m);
+    const std::vector<uint8_t> copy = frame;
+    const uint8_t* mem = frame.data();
+    auto r = decode_owned(frame);
+    BOOST_TEST_REQUIRE(r.ok(), r.status().message());
+    BOOST_TEST((*r == m));
+    if (const auto* b = std::get_if<BlockBatch>(&*r)) {
+      BOOST_TEST(frame.empty());
+      BOOST_TEST(b->payload.data() == mem);  // no copy: the data moved to the buffer's front
+    } else {
+      BOOST_TEST((frame == copy));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(decode_owned_copies_a_payload_that_does_not_end_the_frame) {
+  // The data first, other fields after it: still decoded, by copy, the frame untouched.
+  auto payload_first = [](bool with_raw_size) {
+    return craft(with_raw_size ? 10 : 9, [with_raw_size](Packer& pk) {
+      pk.pack(std::string("payload"));
+      pk.pack_bin(3);
+      pk.pack_bin_body("\x01\x02\x03", 3);
+      kv(pk, "t", "block_batch");
+      kvn(pk, "seq", 1);
+      kv(pk, "vm_id", sample_guid(1).to_string());
+      kvn(pk, "cycle_id", 2);
+      kvn(pk, "disk", 0);
+      pk.pack(std::string("zero_blocks"));
+      pk.pack_array(0);
+      pk.pack(std::string("data_blocks"));
+      pk.pack_array(0);
+      kvn(pk, "codec", 0);
+      if (with_raw_size) kvn(pk, "raw_size", 3);
+    });
+  };
+  auto frame = payload_first(false);
+  const std::vector<uint8_t> copy = frame;
+  auto r = decode_owned(frame);
+  BOOST_TEST(!r.ok());  // raw_size is missing: a precise error, the frame untouched
+  BOOST_TEST(r.status().message() == "block_batch: missing required field 'raw_size'");
+  BOOST_TEST((frame == copy));
+  auto frame2 = payload_first(true);
+  const std::vector<uint8_t> copy2 = frame2;
+  auto r2 = decode_owned(frame2);
+  BOOST_TEST_REQUIRE(r2.ok(), r2.status().message());
+  BOOST_TEST((std::get<BlockBatch>(*r2).payload == std::vector<uint8_t>{1, 2, 3}));
+  BOOST_TEST((frame2 == copy2));
+  // Garbage: an error, the frame as it was.
+  std::vector<uint8_t> junk{0xc1, 0x00, 0x01};
+  const auto junk_copy = junk;
+  BOOST_TEST(!decode_owned(junk).ok());
+  BOOST_TEST((junk == junk_copy));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
