@@ -231,6 +231,11 @@ bool Channel::is_open() const {
   return !closed_;
 }
 
+bool Channel::has_pending() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return !inbox_.empty();
+}
+
 uint64_t Channel::bytes_sent() const {
   std::lock_guard<std::mutex> lk(mu_);
   return bytes_sent_;

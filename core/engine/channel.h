@@ -81,6 +81,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // Closes at once; pending and future calls fail with `reason`.
   void close(Status reason);
   bool is_open() const;
+  // Whether a received message waits for recv() (recv() would not block).
+  bool has_pending() const;
   // Wire bytes so far (frames and prefixes), both directions.
   uint64_t bytes_sent() const;
   uint64_t bytes_received() const;
