@@ -26,38 +26,13 @@
 
 #include <vmrepl/vmrepl.h>
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(vmr_status st, const char *what) {
-  fprintf(stderr, "bench_mgmt: %s: %s (%u): %s\n", what, vmr_status_name(st), st, vmr_last_error_message());
-  exit(1);
-}
+#include "bench_util.h"
 
 static vmr_service *open_uri(const char *uri, const char *options) {
   vmr_service *s = NULL;
   vmr_status st = vmr_open(uri, options && *options ? options : NULL, &s);
   if (st != VMR_OK) die(st, uri);
   return s;
-}
-
-/* Takes the job by address: *jobp is read after the call that set it has run. */
-static void job_ok(vmr_status st, vmr_job **jobp, const char *what) {
-  vmr_job *job = *jobp;
-  if (st != VMR_JOB_STARTED) die(st, what);
-  vmr_job_wait(job, -1);
-  if (vmr_job_error_code(job) != VMR_OK) {
-    vmr_instance *p = NULL;
-    char *d = NULL;
-    vmr_job_get(job, &p);
-    vmr_instance_get_string(p, "ErrorDescription", &d);
-    fprintf(stderr, "bench_mgmt: %s failed (%u): %s\n", what, vmr_job_error_code(job), d ? d : "");
-    exit(1);
-  }
-  vmr_job_release(job);
 }
 
 static void vm_name(char out[16], int i) { snprintf(out, 16, "vm%02d", i); }
@@ -110,11 +85,6 @@ static int status_call(vmr_service *s, const char *name) {
   if (st == VMR_OK) vmr_instance_get_u64(stats, "ReplicationHealth", &health);
   vmr_instance_release(stats);
   return st == VMR_OK && health >= 1 && health <= 3;
-}
-
-static int cmp_double(const void *x, const void *y) {
-  double p = *(const double *)x, q = *(const double *)y;
-  return p < q ? -1 : p > q;
 }
 
 static double pct(const double *sorted, size_t n, double q) {

@@ -47,32 +47,7 @@
 
 #include <vmrepl/vmrepl.h>
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(vmr_status st, const char *what) {
-  fprintf(stderr, "%s: %s (%u): %s\n", what, vmr_status_name(st), st, vmr_last_error_message());
-  exit(1);
-}
-
-static vmr_instance *finish(vmr_status st, vmr_job **jobp, const char *what) {
-  vmr_job *job = *jobp;
-  if (st != VMR_JOB_STARTED) die(st, what);
-  vmr_job_wait(job, -1);
-  vmr_instance *p = NULL;
-  vmr_job_get(job, &p);
-  if (vmr_job_error_code(job) != VMR_OK) {
-    char *d = NULL;
-    vmr_instance_get_string(p, "ErrorDescription", &d);
-    fprintf(stderr, "%s failed (%u): %s\n", what, vmr_job_error_code(job), d ? d : "");
-    exit(1);
-  }
-  vmr_job_release(job);
-  return p;
-}
+#include "bench_util.h"
 
 /* CPU seconds (user + system) of this process, every thread. */
 static double cpu_s(void) {

@@ -39,12 +39,6 @@ uint64_t u64(const Instance& i, const char* name) {
   return *v;
 }
 
-std::pair<uint64_t, uint64_t> mode_state(ReplicationService& s, const std::string& vm) {
-  auto i = s.get_system(vm);
-  BOOST_REQUIRE_MESSAGE(i.ok(), i.status().ToString());
-  return {u64(*i, "ReplicationMode"), u64(*i, "ReplicationState")};
-}
-
 // Settings a reverse passes: the recovery side is the old primary.
 std::string reverse_settings(const std::string& old_primary, uint16_t port, const std::string& extra = "") {
   return R"({"RecoveryConnectionPoint": ")" + old_primary + R"(", "RecoveryServerPortNumber": )" +
@@ -61,18 +55,6 @@ std::string replicated(Hosts& h, const std::string& name, int mib) {
   gen("modify " + h.primary_disk(name) + " 2 61");
   wait_ok(h.a->replicate_now(name));
   return id;
-}
-
-std::string disk(ReplicationService& s, const std::string& vm) {
-  auto p = s.disk_path(vm, 0);
-  BOOST_REQUIRE(p.ok());
-  return *p;
-}
-
-std::string replica_image(ReplicationService& s, const std::string& vm) {
-  auto ref = s.replicator().find_vm(vm);
-  BOOST_REQUIRE(ref.ok());
-  return Replicator::replica_folder(ref->vm) + "/disk0.img";
 }
 
 // A writer that reports its writes: 6 writes of 64 KiB of fresh bytes at 4 KiB-aligned

@@ -24,21 +24,9 @@ int trials() {
   return env ? std::max(1, std::atoi(env)) : 10;
 }
 
-Pair mode_state(ReplicationService& s, const std::string& vm) {
-  auto i = s.get_system(vm);
-  BOOST_REQUIRE_MESSAGE(i.ok(), i.status().ToString());
-  return {*i->get_u64("ReplicationMode"), *i->get_u64("ReplicationState")};
-}
-
 std::string reverse_settings(const std::string& old_primary, uint16_t port) {
   return R"({"RecoveryConnectionPoint": ")" + old_primary + R"(", "RecoveryServerPortNumber": )" +
          std::to_string(port) + R"(, "AuthenticationType": 1, "ReplicationInterval": 300, "RecoveryHistory": 3})";
-}
-
-std::string replica_image(ReplicationService& s, const std::string& vm) {
-  auto ref = s.replicator().find_vm(vm);
-  BOOST_REQUIRE(ref.ok());
-  return Replicator::replica_folder(ref->vm) + "/disk0.img";
 }
 
 // A planned failover A -> B of a replicated VM; B then rewrites 8% of its disk, so the reverse

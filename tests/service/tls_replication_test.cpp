@@ -109,24 +109,6 @@ struct TlsHosts {
   }
 };
 
-std::string disk_of(ReplicationService& s, const std::string& vm) {
-  auto p = s.disk_path(vm, 0);
-  BOOST_REQUIRE(p.ok());
-  return *p;
-}
-
-std::string replica_image_of(ReplicationService& s, const std::string& vm) {
-  auto ref = s.replicator().find_vm(vm);
-  BOOST_REQUIRE(ref.ok());
-  return Replicator::replica_folder(ref->vm) + "/disk0.img";
-}
-
-std::pair<uint64_t, uint64_t> mode_state(ReplicationService& s, const std::string& vm) {
-  auto i = s.get_system(vm);
-  BOOST_REQUIRE_MESSAGE(i.ok(), i.status().ToString());
-  return {*i->get_u64("ReplicationMode"), *i->get_u64("ReplicationState")};
-}
-
 // The settings of a reverse towards `old_primary`'s listener `port`.
 std::string reverse_settings(const std::string& old_primary, uint16_t port, int auth, const std::string& thumbprint) {
   return R"({"RecoveryConnectionPoint": ")" + old_primary + R"(", "RecoveryServerPortNumber": )" + std::to_string(port) +
@@ -250,9 +232,9 @@ BOOST_AUTO_TEST_CASE(planned_failover_reverse_and_failback_over_tls_with_certifi
   std::string id = h.define("web01");
   wait_ok(h.a->create_replication_relationship("web01", h.settings(ta, h.tls_port)));
   wait_ok(h.a->start_replication("web01", 1, "", ""));
-  gen("modify " + disk_of(*h.a, id) + " 3 21");
+  gen("modify " + disk(*h.a, id) + " 3 21");
   wait_ok(h.a->replicate_now(id));
-  BOOST_TEST((read_file(disk_of(*h.a, id)) == read_file(replica_image_of(*h.b, id))));
+  BOOST_TEST((read_file(disk(*h.a, id)) == read_file(replica_image(*h.b, id))));
 
   struct Side {
     ReplicationService* svc;
@@ -271,9 +253,9 @@ BOOST_AUTO_TEST_CASE(planned_failover_reverse_and_failback_over_tls_with_certifi
       wait_ok(from.svc->request_replication_state_change(id, 4));
       wait_ok(to.svc->initiate_failover(id, ""));
       BOOST_TEST((mode_state(*to.svc, id) == std::pair<uint64_t, uint64_t>{2, 5}));
-      BOOST_TEST((read_file(disk_of(*to.svc, id)) == read_file(disk_of(*from.svc, id))));
+      BOOST_TEST((read_file(disk(*to.svc, id)) == read_file(disk(*from.svc, id))));
       BOOST_REQUIRE(to.svc->request_state_change(id, 2).ok());
-      gen("modify " + disk_of(*to.svc, id) + " 2 " + std::to_string(40 + round));
+      gen("modify " + disk(*to.svc, id) + " 2 " + std::to_string(40 + round));
       if (round == 0) {
         // The relationship's certificate is the old primary's: the new one must name its own.
         auto theirs = to.svc->reverse_replication_relationship(id, reverse_settings(from.name, from.tls_port, 2, from.thumbprint));
@@ -290,15 +272,15 @@ BOOST_AUTO_TEST_CASE(planned_failover_reverse_and_failback_over_tls_with_certifi
       BOOST_TEST(*rev.get_bool("OldPrimaryCommitted"));
       BOOST_TEST((mode_state(*to.svc, id) == std::pair<uint64_t, uint64_t>{1, 3}));
       BOOST_TEST((mode_state(*from.svc, id) == std::pair<uint64_t, uint64_t>{2, 3}));
-      BOOST_TEST((read_file(replica_image_of(*from.svc, id)) == read_file(disk_of(*to.svc, id))));
+      BOOST_TEST((read_file(replica_image(*from.svc, id)) == read_file(disk(*to.svc, id))));
       auto s = to.svc->get_replication_settings(id);
       BOOST_REQUIRE(s.ok());
       BOOST_TEST(*s->get_u64("AuthenticationType") == 2u);
       BOOST_TEST(*s->get_string("CertificateThumbPrint") == to.thumbprint);
       // Ordinary cycles go on over TLS, checked against the new primary's certificate.
-      gen("modify " + disk_of(*to.svc, id) + " 1 " + std::to_string(60 + round));
+      gen("modify " + disk(*to.svc, id) + " 1 " + std::to_string(60 + round));
       wait_ok(to.svc->replicate_now(id));
-      BOOST_TEST((read_file(replica_image_of(*from.svc, id)) == read_file(disk_of(*to.svc, id))));
+      BOOST_TEST((read_file(replica_image(*from.svc, id)) == read_file(disk(*to.svc, id))));
     }
   }
 }

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/service/replication_service.h"
@@ -57,6 +58,25 @@ inline Status wait_fail(Result<std::shared_ptr<Job>> r) {
   BOOST_REQUIRE(job->wait(600s).ok());
   BOOST_REQUIRE(to_number(job->state()) == 10);
   return job->outcome();
+}
+
+// Disk 0 of `vm` on `s`, its replica image there, and its (ReplicationMode, ReplicationState).
+inline std::string disk(ReplicationService& s, const std::string& vm) {
+  auto p = s.disk_path(vm, 0);
+  BOOST_REQUIRE(p.ok());
+  return *p;
+}
+
+inline std::string replica_image(ReplicationService& s, const std::string& vm) {
+  auto ref = s.replicator().find_vm(vm);
+  BOOST_REQUIRE(ref.ok());
+  return Replicator::replica_folder(ref->vm) + "/disk0.img";
+}
+
+inline std::pair<uint64_t, uint64_t> mode_state(ReplicationService& s, const std::string& vm) {
+  auto i = s.get_system(vm);
+  BOOST_REQUIRE_MESSAGE(i.ok(), i.status().ToString());
+  return {*i->get_u64("ReplicationMode"), *i->get_u64("ReplicationState")};
 }
 
 struct Hosts {
