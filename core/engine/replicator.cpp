@@ -37,6 +37,8 @@ using engine_detail::state_text;
 namespace {
 
 constexpr std::string_view kLocationsKey = "replica_locations";
+// 1 MiB batches of 64 KiB blocks: deep enough for the wire, small enough that the few
+// buffers in flight stay warm in the pool (and a replica that keeps up applies each at once).
 constexpr size_t kBlocksPerBatch = 16;
 
 // The smaller of two limits, 0 meaning none.
