@@ -88,6 +88,8 @@ class DiskScanner::Impl {
     cancel();
   }
 
+  void set_range_fn(RangeFn fn) { range_ = std::move(fn); }
+
   bool running() const { return state_ == State::Preparing || state_ == State::Scanning; }
   const ScanStats& stats() const { return stats_; }
 
@@ -215,6 +217,7 @@ class DiskScanner::Impl {
       entries_ = index_.mutable_entries().data();
       stats_.bytes_total = size_;
       stats_.chunks_total = chunks_;
+      if (range_) chunk_final_.assign(chunks_, false);
     }
     pump();  // may finish (and free this); nothing may follow
   }
@@ -236,6 +239,7 @@ class DiskScanner::Impl {
         if (error_.ok()) error_ = std::move(s.status);
       } else {
         stats_.bytes_done += s.length;
+        if (range_) chunk_final_[s.offset / opt_.chunk_size] = true;
       }
     }
     pump();  // may finish (and free this); nothing may follow
@@ -280,6 +284,7 @@ class DiskScanner::Impl {
         ++stats_.chunks_skipped;
         stats_.hole_blocks += blocks;
         stats_.zero_blocks += blocks;
+        if (range_) chunk_final_[next_chunk_] = true;
         ++next_chunk_;
         continue;
       }
@@ -297,8 +302,20 @@ class DiskScanner::Impl {
       stats_.peak_in_flight = std::max(stats_.peak_in_flight, in_flight_);
       ++next_chunk_;
     }
+    if (!stopping()) report_ranges();
     if (!stopping()) report_progress();
     if (in_flight_ == 0 && (stopping() || next_chunk_ == chunks_)) finish();
+  }
+
+  // Hands the entries of every chunk now final, in order, to the RangeFn.
+  void report_ranges() {
+    if (!range_ || orphaned_) return;
+    const uint64_t first = ranged_;
+    while (ranged_ < chunks_ && chunk_final_[ranged_]) ++ranged_;
+    if (ranged_ == first) return;
+    const uint64_t per = opt_.chunk_size / opt_.block_size;
+    const uint64_t b0 = first * per, b1 = std::min<uint64_t>(ranged_ * per, index_.block_count());
+    if (!range_(b0, std::span<const BlockEntry>(entries_ + b0, b1 - b0))) cancel();
   }
 
   void report_progress() {
@@ -337,6 +354,9 @@ class DiskScanner::Impl {
   std::string path_;
   ScanOptions opt_;
   ProgressFn progress_;
+  RangeFn range_;
+  std::vector<bool> chunk_final_;  // with a RangeFn: chunks whose entries are final
+  uint64_t ranged_ = 0;            // chunks handed to the RangeFn so far
   DoneFn done_;
   State state_ = State::Idle;
   bool cancel_requested_ = false;
@@ -375,6 +395,8 @@ Status DiskScanner::start(ProgressFn progress, DoneFn done) {
   return impl_->start(std::move(progress), std::move(done));
 }
 
+void DiskScanner::on_range(RangeFn fn) { impl_->set_range_fn(std::move(fn)); }
+
 void DiskScanner::cancel() { impl_->cancel(); }
 
 bool DiskScanner::running() const { return impl_->running(); }
@@ -382,13 +404,14 @@ bool DiskScanner::running() const { return impl_->running(); }
 const ScanStats& DiskScanner::stats() const { return impl_->stats(); }
 
 Result<BlockIndex> scan_file(const std::string& path, const ScanOptions& options,
-                             ScanStats* stats) {
+                             ScanStats* stats, DiskScanner::RangeFn on_range) {
   uv_loop_t loop;
   const int rc = uv_loop_init(&loop);
   if (rc != 0) return Status::Failed(std::string("uv_loop_init: ") + uv_strerror(rc));
   std::optional<Result<BlockIndex>> out;
   {
     DiskScanner scanner(&loop, path, options);
+    if (on_range) scanner.on_range(std::move(on_range));
     Status st = scanner.start(nullptr, [&](Result<BlockIndex> r, bool) { out.emplace(std::move(r)); });
     if (st.ok()) uv_run(&loop, UV_RUN_DEFAULT);
     if (stats != nullptr) *stats = scanner.stats();

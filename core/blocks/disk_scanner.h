@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "core/blocks/block_index.h"
@@ -71,6 +72,12 @@ class DiskScanner {
   // index, or the first error met (FileNotFound for a missing file, Failed with the errno
   // text for I/O errors). In every case no work item is in flight any more.
   using DoneFn = std::function<void(Result<BlockIndex> result, bool cancelled)>;
+  // Called with the final entries of blocks [first_block, first_block + entries.size()), in
+  // disk order, each block once, as soon as every chunk up to them is hashed (holes included):
+  // a caller can act on the start of the disk while the rest is still being read. Not called
+  // after an error or a cancel. The span is valid during the call only. Returning false
+  // cancels the scan (done then reports it cancelled).
+  using RangeFn = std::function<bool(uint64_t first_block, std::span<const BlockEntry> entries)>;
 
   // REQUIRES: loop outlives the scan.
   DiskScanner(uv_loop_t* loop, std::string path, ScanOptions options = {});
@@ -81,6 +88,8 @@ class DiskScanner {
   // Starts the scan; returns at once. InvalidParameter for bad options or a null done,
   // InvalidState when already started. `progress` may be empty.
   Status start(ProgressFn progress, DoneFn done);
+  // Sets the RangeFn; REQUIRES: before start().
+  void on_range(RangeFn fn);
   // Stops issuing chunks and cancels those not yet running; done follows once the running
   // ones have finished. No effect before start() or after done.
   void cancel();
@@ -96,6 +105,6 @@ class DiskScanner {
 // Scans `path` to completion on a private uv loop of its own (for tools and tests); blocks
 // the calling thread. Fills *stats when given.
 Result<BlockIndex> scan_file(const std::string& path, const ScanOptions& options = {},
-                             ScanStats* stats = nullptr);
+                             ScanStats* stats = nullptr, DiskScanner::RangeFn on_range = {});
 
 }  // namespace vmrepl

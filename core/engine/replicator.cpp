@@ -547,16 +547,17 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   }
   const bool use_feed = cf && (kind == CycleKind::Incremental || from_common) && !fc.scan_required;
 
-  // What the replica holds (base) and what we hold now.
+  // What the replica holds (base) is settled for every disk before the cycle begins; what we
+  // hold now comes from the feed, or from a scan that runs while its changes are sent.
   std::vector<BlockIndex> base(nd), now(nd);
   std::vector<std::vector<uint64_t>> candidates(nd);
+  std::vector<uint8_t> scanned_disk(nd, 0);
   uint64_t total_bytes = 0;
   for (const auto& d : vm.disks) total_bytes += d.size_bytes;
   if (kind == CycleKind::Seeded) {
     auto r = call(ch, ++seq, "adopt_seed", {{"vm_id", vm.id.to_string()}}, opts_.io_timeout * 20);
     if (!r) return r.status().Annotate("seeding from the copy on the recovery server");
   }
-  uint64_t scanned = 0;
   for (size_t d = 0; d < nd; ++d) {
     if (t.cancelled()) return Status::Failed("cycle cancelled");
     t.phase("comparing disk " + std::to_string(d));
@@ -567,19 +568,11 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
         base[d] = std::move(b).value();
         now[d] = base[d].clone();
         candidates[d] = fc.blocks[d].to_indexes();
-        scanned += vm.disks[d].size_bytes;
         continue;
       }
       // Without the acknowledged index the feed alone cannot say what the replica holds.
     }
-    ScanOptions so;
-    so.algorithm = opts_.hash;
-    so.block_size = bs;
-    auto scan = scan_file(vm.disks[d].path, so);
-    if (!scan) return scan.status().Annotate("disk " + std::to_string(d));
-    now[d] = std::move(scan).value();
-    scanned += vm.disks[d].size_bytes;
-    t.progress(scanned / 4, total_bytes);
+    scanned_disk[d] = 1;
     if (kind == CycleKind::Initial && from_common) {
       auto b = BlockIndex::load(acked_index_path(vm, static_cast<uint32_t>(d)));
       if (!b) return b.status();
@@ -609,9 +602,9 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
       if (!b) return b.status().Annotate("index of the replica's disk " + std::to_string(d));
       base[d] = std::move(b).value();
     }
-    auto diff_r = diff(base[d], now[d]);
-    if (!diff_r) return diff_r.status();
-    candidates[d] = std::move(diff_r).value();
+    auto n = BlockIndex::create(opts_.hash, bs, vm.disks[d].size_bytes);
+    if (!n) return n.status();
+    now[d] = std::move(n).value();
   }
 
   // Send.
@@ -637,6 +630,15 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   SendTally tally(nd);
   if (Status sent = send_blocks(t, ch, seq, plan, now, candidates, tally); !sent.ok())
     return network_failure(engine_detail::peer_refusal(ch, sent));
+  uint64_t scanned = 0;
+  for (size_t d = 0; d < nd; ++d) {
+    if (scanned_disk[d]) {
+      bool link_failed = false;
+      Status sent = scan_and_send(t, ch, seq, plan, base, now, static_cast<uint32_t>(d), scanned, tally, link_failed);
+      if (!sent.ok()) return link_failed ? network_failure(engine_detail::peer_refusal(ch, sent)) : sent;
+    }
+    scanned += vm.disks[d].size_bytes;
+  }
   const uint64_t sent_blocks = tally.blocks, sent_data = tally.data_bytes;
   DiskBlockSets& sent_sets = tally.sets;
   proto::CycleEnd end;
@@ -783,6 +785,76 @@ Status Replicator::send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const S
   }
   // A finished transfer shows its average rate.
   if (const uint64_t avg = meter.average()) t.rate(avg);
+  return Status::OK();
+}
+
+// A scanned disk's changes go out while the rest of it is still being read: the scanner hands
+// over each finished stretch of the disk in order, what differs from the base is batched and
+// sent from inside that callback (the scan keeps a few chunks ahead meanwhile), so reading and
+// sending overlap. A long stretch with nothing to send still sends an empty batch every 1/25
+// of io_timeout (10 ms..2 s), so the replica, waiting for the next batch, does not time out.
+Status Replicator::scan_and_send(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan,
+                                 const std::vector<BlockIndex>& base, std::vector<BlockIndex>& now, uint32_t d,
+                                 uint64_t scanned_before, SendTally& tally, bool& link_failed) {
+  const VmRecord& vm = plan.vm;
+  const auto keepalive = std::clamp<std::chrono::milliseconds>(opts_.io_timeout / 25, std::chrono::milliseconds(10),
+                                                               std::chrono::milliseconds(2000));
+  auto last_sent = std::chrono::steady_clock::now();
+  std::vector<std::vector<uint64_t>> pending(vm.disks.size());
+  Status failed;  // why the callback stopped the scan
+  // Batches go out whole (kBlocksPerBatch), the rest when the disk is done.
+  auto send_pending = [&](bool all) -> bool {
+    auto& p = pending[d];
+    if (p.empty() || (!all && p.size() < kBlocksPerBatch)) {
+      if (!all && std::chrono::steady_clock::now() - last_sent >= keepalive) {
+        proto::BlockBatch empty;
+        empty.seq = ++seq;
+        empty.vm_id = vm.id;
+        empty.cycle_id = plan.cycle_id;
+        empty.disk = d;
+        failed = ch.send(empty);
+        link_failed = !failed.ok();
+        last_sent = std::chrono::steady_clock::now();
+      }
+      return failed.ok();
+    }
+    const uint64_t at = plan.progress_total ? scanned_before : 0;
+    SendPlan part{vm, plan.cycle_id, plan.compress, plan.base, at, at};
+    failed = send_blocks(t, ch, seq, part, now, pending, tally);
+    link_failed = !failed.ok();
+    p.clear();
+    last_sent = std::chrono::steady_clock::now();
+    return failed.ok();
+  };
+  auto on_range = [&](uint64_t first, std::span<const BlockEntry> entries) -> bool {
+    if (t.cancelled()) {
+      failed = Status::Failed("cycle cancelled");
+      return false;
+    }
+    auto mine = now[d].mutable_entries();
+    if (first + entries.size() > mine.size()) {
+      failed = Status::Failed("disk " + std::to_string(d) + " is larger than its definition (" +
+                              std::to_string(vm.disks[d].size_bytes) + " bytes)");
+      return false;
+    }
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      mine[first + i] = entries[i];
+      if (entries[i] != base[d].entry(first + i)) pending[d].push_back(first + i);
+    }
+    const uint64_t done = scanned_before + (first + entries.size()) * uint64_t{now[d].block_size()};
+    t.progress(std::min(done, plan.progress_total), plan.progress_total);
+    return send_pending(false);
+  };
+  ScanOptions so;
+  so.algorithm = opts_.hash;
+  so.block_size = opts_.block_size;
+  auto scan = scan_file(vm.disks[d].path, so, nullptr, on_range);
+  if (!failed.ok()) return failed;
+  if (!scan) return scan.status().Annotate("disk " + std::to_string(d));
+  if (scan->block_count() != now[d].block_count())
+    return Status::Failed("disk " + std::to_string(d) + " is " + std::to_string(scan->disk_size()) +
+                          " bytes; its definition says " + std::to_string(vm.disks[d].size_bytes));
+  if (!send_pending(true)) return failed;
   return Status::OK();
 }
 

@@ -202,6 +202,11 @@ class Replicator {
   };
   Status send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan, std::vector<BlockIndex>& now,
                      const std::vector<std::vector<uint64_t>>& candidates, SendTally& tally);
+  // Scans disk `d` into now[d] and sends what differs from base[d] while the scan goes on.
+  // link_failed: the failure is the channel's (a network failure), not the scan's.
+  Status scan_and_send(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan,
+                       const std::vector<BlockIndex>& base, std::vector<BlockIndex>& now, uint32_t d,
+                       uint64_t scanned_before, SendTally& tally, bool& link_failed);
 
   // Failover internals (failover.cpp).
   struct ReverseRun;

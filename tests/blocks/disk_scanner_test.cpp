@@ -279,6 +279,55 @@ BOOST_AUTO_TEST_CASE(sparse_image_never_reads_holes_and_equals_its_full_copy) {
   require_matches(*s, expected_for(full, HashAlgorithm::Xxh3_128, 64 << 10), "sparse");
 }
 
+BOOST_AUTO_TEST_CASE(ranges_cover_the_disk_in_order_with_the_final_entries) {
+  // Small chunks and several in flight, holes skipped: every block is handed over exactly
+  // once, in disk order, and equals the finished index.
+  const std::string sparse = dir.file("sparse.img");
+  testing::gen_image({"sparse", sparse, "64", "8", "9"});
+  ScanOptions opt;
+  opt.chunk_size = 256 << 10;
+  opt.max_in_flight = 8;
+  std::vector<BlockEntry> seen;
+  std::vector<uint64_t> starts;
+  auto r = scan_file(sparse, opt, nullptr, [&](uint64_t first, std::span<const BlockEntry> entries) {
+    BOOST_REQUIRE_EQUAL(first, seen.size());  // contiguous, no gap, no repeat
+    BOOST_REQUIRE(!entries.empty());
+    starts.push_back(first);
+    seen.insert(seen.end(), entries.begin(), entries.end());
+    return true;
+  });
+  BOOST_REQUIRE(r.ok());
+  BOOST_REQUIRE_EQUAL(seen.size(), r->block_count());
+  for (uint64_t i = 0; i < seen.size(); ++i) BOOST_REQUIRE(seen[i] == r->entry(i));
+  BOOST_TEST(starts.size() > 1u);  // handed over as the scan went, not once at the end
+  // A partial last block and a file that is not a whole number of chunks.
+  const std::string odd = dir.file("odd.img");
+  write_synthetic(odd);
+  uint64_t covered = 0;
+  auto o = scan_file(odd, opt, nullptr, [&](uint64_t first, std::span<const BlockEntry> entries) {
+    BOOST_REQUIRE_EQUAL(first, covered);
+    covered += entries.size();
+    return true;
+  });
+  BOOST_REQUIRE(o.ok());
+  BOOST_TEST(covered == o->block_count());
+}
+
+BOOST_AUTO_TEST_CASE(a_range_callback_returning_false_cancels_the_scan) {
+  ScanOptions opt;
+  opt.chunk_size = 1 << 20;
+  int calls = 0;
+  ScanStats stats;
+  auto r = scan_file(images().mixed64, opt, &stats, [&](uint64_t, std::span<const BlockEntry>) {
+    ++calls;
+    return false;
+  });
+  BOOST_TEST(!r.ok());
+  BOOST_TEST(r.status().message().find("cancelled") != std::string::npos);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(stats.chunks_read < 64u);  // the rest of the disk was not read
+}
+
 BOOST_AUTO_TEST_CASE(index_and_merkle_diff_find_exactly_the_modified_blocks) {
   const std::string a = dir.file("a.img"), b = dir.file("b.img");
   testing::run_program({"cp", images().mixed64, a});

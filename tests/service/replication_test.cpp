@@ -187,10 +187,7 @@ BOOST_AUTO_TEST_CASE(seeded_initial_replication_and_resync_send_only_differences
 
 BOOST_AUTO_TEST_CASE(change_feed_cycles_send_the_reported_blocks_without_scanning) {
   Hosts h;
-  gen("mixed " + h.dir + "/src.img 64 13");
-  h.define("feed01", h.dir + "/src.img");
-  wait_ok(h.a->create_replication_relationship("feed01", h.settings(2, false)));
-  wait_ok(h.a->start_replication("feed01", 1, "", ""));
+  h.replicated_mixed("feed01", 64, 13, 2);
   const std::string disk = h.primary_disk("feed01");
   // A writer that reports its writes: 8 blocks of fresh bytes, each marked before the cycle.
   auto write_marked = [&](uint32_t seed) {
@@ -256,6 +253,24 @@ BOOST_AUTO_TEST_CASE(interval_cycles_run_on_their_own) {
     std::this_thread::sleep_for(200ms);
   BOOST_TEST(read_file(h.replica_image("tick01")) == want);
   BOOST_TEST(*h.a->get_replication_statistics("tick01")->get_u64("ReplicationSuccessCount") >= 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_long_scan_with_nothing_to_send_keeps_the_replica_waiting) {
+  // A short io_timeout on the primary makes its keepalive short (io_timeout / 25 = 10 ms):
+  // while the scan of 256 MiB finds nothing to send (the only change is in the last block),
+  // empty batches reach the replica mid-cycle; it takes them and applies exactly the change.
+  Hosts h;
+  h.replicated_mixed("ka01", 256, 23, 1);
+  h.a.reset();
+  h.a = Hosts::open("hv-a", h.dir + "/a", R"({"hosts": {"hv-b": "127.0.0.1"}, "io_timeout_ms": 250})");
+  {
+    std::fstream f(h.primary_disk("ka01"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp((256 << 20) - 100);
+    f << "the last block changed";
+  }
+  Instance j = wait_ok(h.a->replicate_now("ka01"));
+  BOOST_TEST(*j.get_u64("BlocksSent") == 1u);
+  BOOST_TEST(read_file(h.replica_image("ka01")) == read_file(h.primary_disk("ka01")));
 }
 
 BOOST_AUTO_TEST_CASE(a_primary_cannot_escape_the_storage_location) {

@@ -123,6 +123,15 @@ struct Hosts {
     sh("cp --sparse=always " + image + " " + *a->disk_path(name, 0));
     return *vm->get_string("Name");
   }
+  // A VM on A from a generated mixed image of `mib` MiB, replicated to B (initial replication
+  // done) with RecoveryHistory `history`, uncompressed.
+  std::string replicated_mixed(const std::string& name, int mib, int seed, int history) {
+    gen("mixed " + dir + "/" + name + ".img " + std::to_string(mib) + " " + std::to_string(seed));
+    std::string id = define(name, dir + "/" + name + ".img");
+    wait_ok(a->create_replication_relationship(name, settings(history, false)));
+    wait_ok(a->start_replication(name, 1, "", ""));
+    return id;
+  }
   // A becomes a recovery server too, admitting hv-b: what a reverse needs of the old primary.
   uint16_t symmetric() {
     wait_ok(a->modify_service_settings(
