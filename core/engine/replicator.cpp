@@ -558,12 +558,24 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
     auto r = call(ch, ++seq, "adopt_seed", {{"vm_id", vm.id.to_string()}}, opts_.io_timeout * 20);
     if (!r) return r.status().Annotate("seeding from the copy on the recovery server");
   }
+  // The index of the last acknowledged point, if it describes this disk as it is defined (an
+  // index of another geometry is as unusable as a missing one).
+  auto load_acked = [&](size_t d) -> Result<BlockIndex> {
+    auto b = BlockIndex::load(acked_index_path(vm, static_cast<uint32_t>(d)));
+    if (!b) return b;
+    if (b->algorithm() != opts_.hash || b->block_size() != bs || b->disk_size() != vm.disks[d].size_bytes)
+      return Status::Failed("the acknowledged index of disk " + std::to_string(d) + " describes " +
+                            std::to_string(b->disk_size()) + " bytes in blocks of " + std::to_string(b->block_size()) +
+                            "; the disk is " + std::to_string(vm.disks[d].size_bytes) + " bytes in blocks of " +
+                            std::to_string(bs));
+    return b;
+  };
   for (size_t d = 0; d < nd; ++d) {
     if (t.cancelled()) return Status::Failed("cycle cancelled");
     t.phase("comparing disk " + std::to_string(d));
     if (use_feed) {
       // O(changed): the last acknowledged index plus the blocks the feed recorded.
-      auto b = BlockIndex::load(acked_index_path(vm, static_cast<uint32_t>(d)));
+      auto b = load_acked(d);
       if (b) {
         base[d] = std::move(b).value();
         now[d] = base[d].clone();
@@ -574,7 +586,7 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
     }
     scanned_disk[d] = 1;
     if (kind == CycleKind::Initial && from_common) {
-      auto b = BlockIndex::load(acked_index_path(vm, static_cast<uint32_t>(d)));
+      auto b = load_acked(d);
       if (!b) return b.status();
       base[d] = std::move(b).value();
     } else if (kind == CycleKind::Initial) {
@@ -582,7 +594,7 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
       if (!z) return z.status();
       base[d] = std::move(z).value();
     } else if (kind == CycleKind::Incremental) {
-      auto b = BlockIndex::load(acked_index_path(vm, static_cast<uint32_t>(d)));
+      auto b = load_acked(d);
       if (!b) {
         // Without the index of the last acknowledged point no delta can be trusted.
         rel.state = ReplicationState::WaitingToStartResynchronization;
