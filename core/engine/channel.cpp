@@ -147,7 +147,7 @@ Status Channel::send(const protocol::Message& m) {
   // written); other messages are small.
   std::vector<uint8_t> payload;
   if (const auto* b = std::get_if<protocol::BlockBatch>(&m))
-    payload = loop_.buffers().take(b->payload.size() + 9 * (b->zero_blocks.size() + b->data_blocks.size()) + 256);
+    payload = loop_.buffers().take(protocol::encoded_batch_bytes(*b));
   protocol::encode_into(m, payload);
   {
     std::unique_lock<std::mutex> lk(mu_);

@@ -52,11 +52,6 @@ size_t batch_blocks(uint64_t limit, uint32_t block_size) {
   return static_cast<size_t>(std::clamp<uint64_t>(burst / block_size, 1, kBlocksPerBatch));
 }
 
-// What a built batch takes on the wire: its payload, up to 9 bytes per block index, a header.
-uint64_t batch_wire_bytes(const proto::BlockBatch& b) {
-  return b.payload.size() + 9 * (b.zero_blocks.size() + b.data_blocks.size()) + 64;
-}
-
 struct TimerTag {
   Replicator* r;
   Guid id;
@@ -640,17 +635,19 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
 
   SendPlan plan{vm, cycle_id, compress, &base, total_bytes / 4, total_bytes};
   SendTally tally(nd);
-  if (Status sent = send_blocks(t, ch, seq, plan, now, candidates, tally); !sent.ok())
+  BlockSender sender(*this, t, ch, seq, plan, tally);
+  if (Status sent = send_blocks(sender, vm, now, candidates); !sent.ok())
     return network_failure(engine_detail::peer_refusal(ch, sent));
   uint64_t scanned = 0;
   for (size_t d = 0; d < nd; ++d) {
     if (scanned_disk[d]) {
       bool link_failed = false;
-      Status sent = scan_and_send(t, ch, seq, plan, base, now, static_cast<uint32_t>(d), scanned, tally, link_failed);
+      Status sent = scan_and_send(t, sender, vm, base, now, static_cast<uint32_t>(d), scanned, total_bytes, link_failed);
       if (!sent.ok()) return link_failed ? network_failure(engine_detail::peer_refusal(ch, sent)) : sent;
     }
     scanned += vm.disks[d].size_bytes;
   }
+  sender.finish();
   const uint64_t sent_blocks = tally.blocks, sent_data = tally.data_bytes;
   DiskBlockSets& sent_sets = tally.sets;
   proto::CycleEnd end;
@@ -709,94 +706,127 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   return Status::OK();
 }
 
+Replicator::BlockSender::BlockSender(Replicator& r, ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan,
+                                     SendTally& tally)
+    : r_(r),
+      t_(t),
+      ch_(ch),
+      seq_(seq),
+      plan_(plan),
+      tally_(tally),
+      rel_bucket_(r.relationship_bucket(plan.vm.id)),
+      limit_(effective_limit(rel_bucket_->rate(), r.service_bucket_.rate())),
+      meter_(ch.bytes_sent()),
+      rate_reported_(RateMeter::Clock::now()) {
+  t_.result(Property{"BandwidthLimit", CimType::UInt64, false, std::vector<Scalar>{limit_}});
+}
+
+Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand) {
+  const uint32_t bs = r_.opts_.block_size;
+  const proto::BatchGeometry geo{plan_.vm.disks[d].size_bytes, bs};
+  const auto cancelled = [this] { return t_.cancelled(); };
+  for (size_t i = 0, n = 0; i < cand.size(); i += n) {
+    if (t_.cancelled()) return Status::Failed("cancelled");
+    // Each batch waits for the relationship's limit, then the service's (a limit changed
+    // meanwhile applies to the next batch, or at once to a wait in progress).
+    if (const uint64_t l = effective_limit(rel_bucket_->rate(), r_.service_bucket_.rate()); l != limit_) {
+      limit_ = l;
+      t_.result(Property{"BandwidthLimit", CimType::UInt64, false, std::vector<Scalar>{limit_}});
+    }
+    n = std::min(cand.size() - i, batch_blocks(limit_, bs));
+    // Blocks are read straight into a warm buffer of the pool, moved into the batch, and
+    // the buffer goes back to the pool once the batch is encoded.
+    if (buf_.capacity() < n * bs) buf_ = ch_.take_buffer(n * bs);
+    proto::BlockBatch batch;
+    batch.seq = ++seq_;
+    batch.vm_id = plan_.vm.id;
+    batch.cycle_id = plan_.cycle_id;
+    batch.disk = d;
+    buf_.clear();
+    for (size_t k = i; k < i + n; ++k) {
+      const uint64_t b = cand[k];
+      const uint32_t len = now.block_length(b);
+      const size_t at = buf_.size();
+      buf_.resize(at + len);
+      std::span<std::byte> bytes(reinterpret_cast<std::byte*>(buf_.data() + at), len);
+      Status rd = pread_full(fd, bytes, now.block_offset(b));
+      if (!rd.ok()) return rd.Annotate("reading block " + std::to_string(b) + " of disk " + std::to_string(d));
+      // The hash of what is sent is what the replica will compute: the roots agree even if
+      // the disk changed since the scan.
+      now.set_from_bytes(b, bytes);
+      // Without a base (the receiver's content is unknown) every candidate is sent.
+      if (plan_.base && now.entry(b) == (*plan_.base)[d].entry(b)) {
+        buf_.resize(at);
+        continue;
+      }
+      if (now.entry(b).is_zero()) {
+        buf_.resize(at);
+        batch.zero_blocks.push_back(b);
+      } else {
+        batch.data_blocks.push_back(b);
+      }
+      tally_.sets[d].insert(b, 1);
+    }
+    done_bytes_ += n * bs;
+    if (batch.zero_blocks.empty() && batch.data_blocks.empty()) continue;
+    tally_.blocks += batch.zero_blocks.size() + batch.data_blocks.size();
+    tally_.data_bytes += buf_.size();
+    auto built = proto::build_batch(std::move(batch), std::move(buf_), geo, {plan_.compress, r_.opts_.zstd_level});
+    buf_ = {};
+    if (!built) return built.status();
+    const uint64_t wire = proto::encoded_batch_bytes(*built);
+    VMREPL_RETURN_IF_ERROR(rel_bucket_->acquire(wire, cancelled));
+    VMREPL_RETURN_IF_ERROR(r_.service_bucket_.acquire(wire, cancelled));
+    VMREPL_RETURN_IF_ERROR(ch_.send(proto::Message(std::move(built).value())));
+    const auto sent_at = RateMeter::Clock::now();
+    meter_.add(ch_.bytes_sent(), sent_at);
+    if (sent_at - rate_reported_ >= TokenBucket::kBurst) {
+      t_.rate(meter_.recent());
+      rate_reported_ = sent_at;
+    }
+    if (to_send_) {
+      const uint64_t span = plan_.progress_total - plan_.progress_base;
+      const double frac = std::min(1.0, static_cast<double>(done_bytes_) / static_cast<double>(to_send_));
+      t_.progress(plan_.progress_base + static_cast<uint64_t>(static_cast<double>(span) * frac), plan_.progress_total);
+    }
+  }
+  return Status::OK();
+}
+
+Status Replicator::BlockSender::keepalive(uint32_t d) {
+  proto::BlockBatch empty;
+  empty.seq = ++seq_;
+  empty.vm_id = plan_.vm.id;
+  empty.cycle_id = plan_.cycle_id;
+  empty.disk = d;
+  return ch_.send(empty);
+}
+
+void Replicator::BlockSender::finish() {
+  if (const uint64_t avg = meter_.average()) t_.rate(avg);
+}
+
+Status Replicator::send_blocks(BlockSender& sender, const VmRecord& vm, std::vector<BlockIndex>& now,
+                               const std::vector<std::vector<uint64_t>>& candidates) {
+  uint64_t to_send = 0;
+  for (const auto& c : candidates) to_send += c.size() * uint64_t{opts_.block_size};
+  sender.expect(to_send);
+  for (size_t d = 0; d < vm.disks.size(); ++d) {
+    if (candidates[d].empty()) continue;
+    UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return Status::Failed("cannot open " + vm.disks[d].path + ": " + std::strerror(errno));
+    VMREPL_RETURN_IF_ERROR(sender.send(static_cast<uint32_t>(d), fd.get(), now[d], candidates[d]));
+  }
+  sender.expect(0);
+  return Status::OK();
+}
+
 Status Replicator::send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan,
                                std::vector<BlockIndex>& now, const std::vector<std::vector<uint64_t>>& candidates,
                                SendTally& tally) {
-  const VmRecord& vm = plan.vm;
-  const uint32_t bs = opts_.block_size;
-  uint64_t to_send = 0;
-  for (const auto& c : candidates) to_send += c.size() * bs;
-  uint64_t done_bytes = 0;
-  std::vector<uint8_t> buf;
-  // Each batch waits for the relationship's limit, then the service's (a limit changed
-  // meanwhile applies to the next batch, or at once to a wait in progress).
-  const std::shared_ptr<TokenBucket> rel_bucket = relationship_bucket(vm.id);
-  const auto limit_now = [&] { return effective_limit(rel_bucket->rate(), service_bucket_.rate()); };
-  const auto cancelled = [&t] { return t.cancelled(); };
-  uint64_t limit = limit_now();
-  t.result(Property{"BandwidthLimit", CimType::UInt64, false, std::vector<Scalar>{limit}});
-  // The job's rate is the wire rate of about the last second (a limit shows there).
-  RateMeter meter(ch.bytes_sent());
-  auto rate_reported = RateMeter::Clock::now();
-  for (size_t d = 0; d < vm.disks.size(); ++d) {
-    UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) return Status::Failed("cannot open " + vm.disks[d].path + ": " + std::strerror(errno));
-    const proto::BatchGeometry geo{vm.disks[d].size_bytes, bs};
-    const auto& cand = candidates[d];
-    for (size_t i = 0, n = 0; i < cand.size(); i += n) {
-      if (t.cancelled()) return Status::Failed("cancelled");
-      if (const uint64_t l = limit_now(); l != limit) {
-        limit = l;
-        t.result(Property{"BandwidthLimit", CimType::UInt64, false, std::vector<Scalar>{limit}});
-      }
-      n = std::min(cand.size() - i, batch_blocks(limit, bs));
-      // Blocks are read straight into a warm buffer of the pool, moved into the batch, and
-      // the buffer goes back to the pool once the batch is encoded.
-      if (buf.capacity() < n * bs) buf = ch.take_buffer(n * bs);
-      proto::BlockBatch batch;
-      batch.seq = ++seq;
-      batch.vm_id = vm.id;
-      batch.cycle_id = plan.cycle_id;
-      batch.disk = static_cast<uint32_t>(d);
-      buf.clear();
-      for (size_t k = i; k < i + n; ++k) {
-        uint64_t b = cand[k];
-        uint32_t len = now[d].block_length(b);
-        size_t at = buf.size();
-        buf.resize(at + len);
-        std::span<std::byte> bytes(reinterpret_cast<std::byte*>(buf.data() + at), len);
-        Status rd = pread_full(fd.get(), bytes, now[d].block_offset(b));
-        if (!rd.ok()) return rd.Annotate("reading block " + std::to_string(b) + " of disk " + std::to_string(d));
-        // The hash of what is sent is what the replica will compute: the roots agree even if
-        // the disk changed since the scan.
-        now[d].set_from_bytes(b, bytes);
-        // Without a base (the receiver's content is unknown) every candidate is sent.
-        if (plan.base && now[d].entry(b) == (*plan.base)[d].entry(b)) {
-          buf.resize(at);
-          continue;
-        }
-        if (now[d].entry(b).is_zero()) {
-          buf.resize(at);
-          batch.zero_blocks.push_back(b);
-        } else {
-          batch.data_blocks.push_back(b);
-        }
-        tally.sets[d].insert(b, 1);
-      }
-      done_bytes += n * bs;
-      if (batch.zero_blocks.empty() && batch.data_blocks.empty()) continue;
-      tally.blocks += batch.zero_blocks.size() + batch.data_blocks.size();
-      tally.data_bytes += buf.size();
-      auto built = proto::build_batch(std::move(batch), std::move(buf), geo, {plan.compress, opts_.zstd_level});
-      buf = {};
-      if (!built) return built.status();
-      const uint64_t wire = batch_wire_bytes(*built);
-      VMREPL_RETURN_IF_ERROR(rel_bucket->acquire(wire, cancelled));
-      VMREPL_RETURN_IF_ERROR(service_bucket_.acquire(wire, cancelled));
-      VMREPL_RETURN_IF_ERROR(ch.send(proto::Message(std::move(built).value())));
-      const auto sent_at = RateMeter::Clock::now();
-      meter.add(ch.bytes_sent(), sent_at);
-      if (sent_at - rate_reported >= TokenBucket::kBurst) {
-        t.rate(meter.recent());
-        rate_reported = sent_at;
-      }
-      const uint64_t span = plan.progress_total - plan.progress_base;
-      const double frac = to_send ? static_cast<double>(done_bytes) / static_cast<double>(to_send) : 0.0;
-      t.progress(plan.progress_base + static_cast<uint64_t>(static_cast<double>(span) * frac), plan.progress_total);
-    }
-  }
-  // A finished transfer shows its average rate.
-  if (const uint64_t avg = meter.average()) t.rate(avg);
+  BlockSender sender(*this, t, ch, seq, plan, tally);
+  VMREPL_RETURN_IF_ERROR(send_blocks(sender, plan.vm, now, candidates));
+  sender.finish();
   return Status::OK();
 }
 
@@ -805,36 +835,29 @@ Status Replicator::send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const S
 // sent from inside that callback (the scan keeps a few chunks ahead meanwhile), so reading and
 // sending overlap. A long stretch with nothing to send still sends an empty batch every 1/25
 // of io_timeout (10 ms..2 s), so the replica, waiting for the next batch, does not time out.
-Status Replicator::scan_and_send(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan,
+Status Replicator::scan_and_send(ThreadCtx& t, BlockSender& sender, const VmRecord& vm,
                                  const std::vector<BlockIndex>& base, std::vector<BlockIndex>& now, uint32_t d,
-                                 uint64_t scanned_before, SendTally& tally, bool& link_failed) {
-  const VmRecord& vm = plan.vm;
+                                 uint64_t scanned_before, uint64_t progress_total, bool& link_failed) {
   const auto keepalive = std::clamp<std::chrono::milliseconds>(opts_.io_timeout / 25, std::chrono::milliseconds(10),
                                                                std::chrono::milliseconds(2000));
+  UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::Failed("cannot open " + vm.disks[d].path + ": " + std::strerror(errno));
   auto last_sent = std::chrono::steady_clock::now();
-  std::vector<std::vector<uint64_t>> pending(vm.disks.size());
+  std::vector<uint64_t> pending;
   Status failed;  // why the callback stopped the scan
   // Batches go out whole (kBlocksPerBatch), the rest when the disk is done.
   auto send_pending = [&](bool all) -> bool {
-    auto& p = pending[d];
-    if (p.empty() || (!all && p.size() < kBlocksPerBatch)) {
+    if (pending.empty() || (!all && pending.size() < kBlocksPerBatch)) {
       if (!all && std::chrono::steady_clock::now() - last_sent >= keepalive) {
-        proto::BlockBatch empty;
-        empty.seq = ++seq;
-        empty.vm_id = vm.id;
-        empty.cycle_id = plan.cycle_id;
-        empty.disk = d;
-        failed = ch.send(empty);
+        failed = sender.keepalive(d);
         link_failed = !failed.ok();
         last_sent = std::chrono::steady_clock::now();
       }
       return failed.ok();
     }
-    const uint64_t at = plan.progress_total ? scanned_before : 0;
-    SendPlan part{vm, plan.cycle_id, plan.compress, plan.base, at, at};
-    failed = send_blocks(t, ch, seq, part, now, pending, tally);
+    failed = sender.send(d, fd.get(), now[d], pending);
     link_failed = !failed.ok();
-    p.clear();
+    pending.clear();
     last_sent = std::chrono::steady_clock::now();
     return failed.ok();
   };
@@ -851,10 +874,10 @@ Status Replicator::scan_and_send(ThreadCtx& t, Channel& ch, uint64_t& seq, const
     }
     for (std::size_t i = 0; i < entries.size(); ++i) {
       mine[first + i] = entries[i];
-      if (entries[i] != base[d].entry(first + i)) pending[d].push_back(first + i);
+      if (entries[i] != base[d].entry(first + i)) pending.push_back(first + i);
     }
     const uint64_t done = scanned_before + (first + entries.size()) * uint64_t{now[d].block_size()};
-    t.progress(std::min(done, plan.progress_total), plan.progress_total);
+    t.progress(std::min(done, progress_total), progress_total);
     return send_pending(false);
   };
   ScanOptions so;

@@ -200,13 +200,45 @@ class Replicator {
     uint64_t blocks = 0, data_bytes = 0;
     DiskBlockSets sets;  // what was sent
   };
+  // Sends a cycle's blocks in batches under the bandwidth limits and reports the job's rate;
+  // one per cycle, whatever finds the blocks (a feed, a scan, a reverse's divergence).
+  class BlockSender {
+   public:
+    BlockSender(Replicator& r, ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan, SendTally& tally);
+    // With a total, each batch moves the job's progress over the plan's progress range.
+    void expect(uint64_t candidate_bytes) { to_send_ = candidate_bytes; }
+    // The current bytes of disk d's candidates (read from fd), except those equal to the
+    // plan's base; `now` takes the hash of what was read, which is what the replica computes.
+    Status send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand);
+    // An empty batch: the replica, waiting for the next one, knows the cycle is alive.
+    Status keepalive(uint32_t d);
+    // A finished transfer shows its average rate.
+    void finish();
+
+   private:
+    Replicator& r_;
+    ThreadCtx& t_;
+    Channel& ch_;
+    uint64_t& seq_;
+    const SendPlan& plan_;
+    SendTally& tally_;
+    std::shared_ptr<TokenBucket> rel_bucket_;
+    uint64_t limit_ = 0;
+    RateMeter meter_;
+    RateMeter::Clock::time_point rate_reported_;
+    uint64_t to_send_ = 0, done_bytes_ = 0;
+    std::vector<uint8_t> buf_;
+  };
+  // Opens each disk once and sends its candidates (candidates[d] for disk d).
   Status send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan, std::vector<BlockIndex>& now,
                      const std::vector<std::vector<uint64_t>>& candidates, SendTally& tally);
+  Status send_blocks(BlockSender& sender, const VmRecord& vm, std::vector<BlockIndex>& now,
+                     const std::vector<std::vector<uint64_t>>& candidates);
   // Scans disk `d` into now[d] and sends what differs from base[d] while the scan goes on.
   // link_failed: the failure is the channel's (a network failure), not the scan's.
-  Status scan_and_send(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan,
-                       const std::vector<BlockIndex>& base, std::vector<BlockIndex>& now, uint32_t d,
-                       uint64_t scanned_before, SendTally& tally, bool& link_failed);
+  Status scan_and_send(ThreadCtx& t, BlockSender& sender, const VmRecord& vm, const std::vector<BlockIndex>& base,
+                       std::vector<BlockIndex>& now, uint32_t d, uint64_t scanned_before, uint64_t progress_total,
+                       bool& link_failed);
 
   // Failover internals (failover.cpp).
   struct ReverseRun;

@@ -157,7 +157,7 @@ void put(std::vector<uint8_t>& out, const CycleBegin& m) {
 }
 
 void put(std::vector<uint8_t>& out, const BlockBatch& m) {
-  out.reserve(m.payload.size() + 9 * (m.zero_blocks.size() + m.data_blocks.size()) + 256);
+  out.reserve(encoded_batch_bytes(m));
   Writer w(out, "block_batch");
   w.key("seq").u(m.seq);
   w.key("vm_id").guid(m.vm_id);

@@ -135,6 +135,12 @@ struct BlockBatch {
   bool operator==(const BlockBatch&) const = default;
 };
 
+// An upper bound of a batch's encoded size: its payload, at most 9 bytes per block index
+// (msgpack uint64) and the fixed keys and header.
+inline uint64_t encoded_batch_bytes(const BlockBatch& b) {
+  return b.payload.size() + 9 * (b.zero_blocks.size() + b.data_blocks.size()) + 256;
+}
+
 struct CycleEnd {
   uint64_t seq = 0;
   Guid vm_id;

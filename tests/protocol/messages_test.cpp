@@ -423,6 +423,27 @@ BOOST_AUTO_TEST_CASE(version_check_and_error_conversions) {
   BOOST_TEST(connection_options().max_frame_size == kMaxFrameBytes);
 }
 
+BOOST_AUTO_TEST_CASE(encoded_batch_bytes_bounds_the_encoding_so_a_batch_is_encoded_without_growing) {
+  // Largest fields: every index and number at its widest msgpack form.
+  BlockBatch b;
+  b.seq = UINT64_MAX;
+  b.vm_id = Guid::generate();
+  b.cycle_id = UINT64_MAX;
+  b.disk = UINT32_MAX;
+  for (uint64_t i = 0; i < 40; ++i) (i % 2 ? b.zero_blocks : b.data_blocks).push_back(UINT64_MAX - 40 + i);
+  b.codec = Codec::Zstd;
+  b.raw_size = UINT64_MAX;
+  b.payload.assign(70000, 0x5A);
+  BOOST_TEST(encode(b).size() <= encoded_batch_bytes(b));
+  BlockBatch empty;
+  BOOST_TEST(encode(empty).size() <= encoded_batch_bytes(empty));
+  std::vector<uint8_t> out;
+  out.reserve(encoded_batch_bytes(b));
+  const uint8_t* mem = out.data();
+  encode_into(b, out);
+  BOOST_TEST(out.data() == mem);  // reserved enough: no reallocation
+}
+
 BOOST_AUTO_TEST_CASE(decode_owned_gives_a_batch_the_frames_buffer_and_leaves_others_alone) {
   for (const Message& m : sample_messages()) {
     std::vector<uint8_t> frame = encode(m);

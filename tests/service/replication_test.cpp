@@ -185,6 +185,45 @@ BOOST_AUTO_TEST_CASE(seeded_initial_replication_and_resync_send_only_differences
   BOOST_TEST(read_file(h.primary_disk("seed01")) == read_file(h.replica_image("seed01")));
 }
 
+BOOST_AUTO_TEST_CASE(an_acknowledged_index_of_another_geometry_asks_for_a_resync) {
+  Hosts h;
+  h.replicated_mixed("geo01", 16, 29, 2);
+  auto ref = h.a->replicator().find_vm("geo01");
+  BOOST_REQUIRE(ref.ok());
+  const std::string acked = Replicator::primary_folder(ref->vm) + "/acked-disk0.idx";
+  auto mine = BlockIndex::load(acked);
+  BOOST_REQUIRE(mine.ok());
+  struct Geometry {
+    uint32_t block_size;
+    uint64_t disk_size;
+    std::string said;
+  };
+  // Well-formed indexes that cannot describe this disk: half its size; blocks of 32 KiB.
+  const std::vector<Geometry> wrong = {{65536, 8u << 20, "describes 8388608 bytes in blocks of 65536"},
+                                       {32768, 16u << 20, "describes 16777216 bytes in blocks of 32768"}};
+  uint32_t seed = 41;
+  for (const auto& g : wrong) {
+    auto other = BlockIndex::create(mine->algorithm(), g.block_size, g.disk_size);
+    BOOST_REQUIRE(other.ok());
+    BOOST_REQUIRE(other->save(acked).ok());
+    gen("modify " + h.primary_disk("geo01") + " 1 " + std::to_string(seed++));
+    const std::string replica_before = read_file(h.replica_image("geo01"));
+    Status st = wait_fail(h.a->replicate_now("geo01"));
+    BOOST_TEST(st.number() == 32775u);
+    BOOST_TEST(st.message().find(g.said) != std::string::npos, st.message());
+    BOOST_TEST(*h.a->get_system("geo01")->get_u64("ReplicationState") == 9u);
+    // Nothing was sent on the strength of that index.
+    BOOST_TEST(read_file(h.replica_image("geo01")) == replica_before);
+    wait_ok(h.a->resynchronize("geo01", ""));
+    BOOST_TEST(*h.a->get_system("geo01")->get_u64("ReplicationState") == 3u);
+    BOOST_TEST(read_file(h.primary_disk("geo01")) == read_file(h.replica_image("geo01")));
+    // The resync saved an index of this disk again: the next cycle is an ordinary one.
+    gen("modify " + h.primary_disk("geo01") + " 1 " + std::to_string(seed++));
+    wait_ok(h.a->replicate_now("geo01"));
+    BOOST_TEST(read_file(h.primary_disk("geo01")) == read_file(h.replica_image("geo01")));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(change_feed_cycles_send_the_reported_blocks_without_scanning) {
   Hosts h;
   h.replicated_mixed("feed01", 64, 13, 2);
