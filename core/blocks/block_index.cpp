@@ -25,7 +25,8 @@ namespace {
 
 constexpr char kMagic[8] = {'V', 'M', 'R', 'B', 'I', 'D', 'X', '\0'};
 constexpr std::size_t kTrailerSize = 8;
-constexpr std::size_t kIoBuffer = 1 << 20;
+// Small enough to come from the heap (a fresh multi-MiB buffer per load costs page faults).
+constexpr std::size_t kIoBuffer = 64 << 10;
 
 BlockHash hash_of_zeros(HashAlgorithm a, uint32_t length) {
   const std::vector<std::byte> zeros(length);
@@ -83,42 +84,48 @@ XxhState new_checksum() {
   return s;
 }
 
-// Buffered sequential writer that checksums everything it writes.
+// Buffered sequential writer that checksums everything it writes (one checksum update per
+// buffer, not per field).
 class ChecksumWriter {
  public:
-  explicit ChecksumWriter(int fd) : fd_(fd), sum_(new_checksum()) { buf_.reserve(kIoBuffer); }
+  explicit ChecksumWriter(int fd) : fd_(fd), sum_(new_checksum()), buf_(kIoBuffer) {}
 
   Status append(const void* p, std::size_t n) {
-    XXH3_64bits_update(sum_.get(), p, n);
     const auto* b = static_cast<const std::byte*>(p);
     while (n > 0) {
-      const std::size_t take = std::min(n, kIoBuffer - buf_.size());
-      buf_.insert(buf_.end(), b, b + take);
+      if (len_ == buf_.size()) VMREPL_RETURN_IF_ERROR(flush(true));
+      const std::size_t take = std::min(n, buf_.size() - len_);
+      std::memcpy(buf_.data() + len_, b, take);
+      len_ += take;
       b += take;
       n -= take;
-      if (buf_.size() == kIoBuffer) VMREPL_RETURN_IF_ERROR(flush());
     }
     return Status::OK();
   }
   // Appends the checksum of everything so far (not itself checksummed) and flushes.
   Status finish() {
+    XXH3_64bits_update(sum_.get(), buf_.data(), len_);
     std::byte t[kTrailerSize];
     put_u64(t, XXH3_64bits_digest(sum_.get()));
-    buf_.insert(buf_.end(), t, t + kTrailerSize);
-    return flush();
+    if (buf_.size() - len_ < kTrailerSize) VMREPL_RETURN_IF_ERROR(flush(false));
+    std::memcpy(buf_.data() + len_, t, kTrailerSize);
+    len_ += kTrailerSize;
+    return flush(false);
   }
 
  private:
-  Status flush() {
-    VMREPL_RETURN_IF_ERROR(pwrite_full(fd_, buf_, offset_));
-    offset_ += buf_.size();
-    buf_.clear();
+  Status flush(bool checksum) {
+    if (checksum) XXH3_64bits_update(sum_.get(), buf_.data(), len_);
+    VMREPL_RETURN_IF_ERROR(pwrite_full(fd_, std::span<const std::byte>(buf_.data(), len_), offset_));
+    offset_ += len_;
+    len_ = 0;
     return Status::OK();
   }
 
   int fd_;
   XxhState sum_;
   std::vector<std::byte> buf_;
+  std::size_t len_ = 0;
   uint64_t offset_ = 0;
 };
 
@@ -291,45 +298,67 @@ bool BlockIndex::operator==(const BlockIndex& o) const {
          disk_size_ == o.disk_size_ && entries_ == o.entries_;
 }
 
-Status BlockIndex::save(const std::string& path) const {
+BlockIndex::PendingSave::~PendingSave() {
+  if (!tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+BlockIndex::PendingSave::PendingSave(PendingSave&& o) noexcept
+    : path_(std::move(o.path_)), tmp_(std::exchange(o.tmp_, std::string())) {}
+
+BlockIndex::PendingSave& BlockIndex::PendingSave::operator=(PendingSave&& o) noexcept {
+  if (this != &o) {
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+    path_ = std::move(o.path_);
+    tmp_ = std::exchange(o.tmp_, std::string());
+  }
+  return *this;
+}
+
+Status BlockIndex::PendingSave::commit() {
+  if (tmp_.empty()) return Status::InvalidState("save block index " + path_ + ": nothing to commit");
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) return errno_status(errno, "rename " + tmp_ + " to " + path_);
+  tmp_.clear();
+  // The rename is durable only once the directory entry is.
+  const std::string dir = dir_of(path_);
+  auto dfd = open_file(dir, O_RDONLY | O_DIRECTORY);
+  if (!dfd.ok()) return dfd.status().Annotate("save block index " + path_);
+  if (::fsync(dfd->get()) != 0) return errno_status(errno, "fsync directory " + dir);
+  return Status::OK();
+}
+
+Result<BlockIndex::PendingSave> BlockIndex::prepare_save(const std::string& path) const {
   std::string tmp = path + ".tmp.XXXXXX";
   const int raw_fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (raw_fd < 0) return errno_status(errno, "create temporary file for " + path);
   UniqueFd fd(raw_fd);
-  Status st = [&]() -> Status {
-    ChecksumWriter w(fd.get());
-    std::byte header[kHeaderSize] = {};
-    std::memcpy(header, kMagic, sizeof kMagic);
-    put_u32(header + 8, kFormatVersion);
-    put_u32(header + 12, static_cast<uint32_t>(algorithm_));
-    put_u32(header + 16, block_size_);
-    put_u32(header + 20, 0);
-    put_u64(header + 24, disk_size_);
-    put_u64(header + 32, entries_.size());
-    VMREPL_RETURN_IF_ERROR(w.append(header, sizeof header));
-    const std::size_t ds = digest_size(algorithm_);
-    for (const BlockEntry& e : entries_) {
-      VMREPL_RETURN_IF_ERROR(w.append(&e.flags, 1));
-      VMREPL_RETURN_IF_ERROR(w.append(e.hash.bytes.data(), ds));
-    }
-    VMREPL_RETURN_IF_ERROR(w.finish());
-    if (::fsync(fd.get()) != 0) return errno_status(errno, "fsync " + tmp);
-    fd.reset();
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      return errno_status(errno, "rename " + tmp + " to " + path);
-    }
-    return Status::OK();
-  }();
-  if (!st.ok()) {
-    ::unlink(tmp.c_str());
-    return st.Annotate("save block index " + path);
+  PendingSave pending;
+  pending.path_ = path;
+  pending.tmp_ = tmp;  // removed if anything below fails
+  ChecksumWriter w(fd.get());
+  std::byte header[kHeaderSize] = {};
+  std::memcpy(header, kMagic, sizeof kMagic);
+  put_u32(header + 8, kFormatVersion);
+  put_u32(header + 12, static_cast<uint32_t>(algorithm_));
+  put_u32(header + 16, block_size_);
+  put_u32(header + 20, 0);
+  put_u64(header + 24, disk_size_);
+  put_u64(header + 32, entries_.size());
+  const std::string ctx = "save block index " + path;
+  VMREPL_RETURN_IF_ERROR(w.append(header, sizeof header).Annotate(ctx));
+  const std::size_t ds = digest_size(algorithm_);
+  for (const BlockEntry& e : entries_) {
+    VMREPL_RETURN_IF_ERROR(w.append(&e.flags, 1).Annotate(ctx));
+    VMREPL_RETURN_IF_ERROR(w.append(e.hash.bytes.data(), ds).Annotate(ctx));
   }
-  // The rename is durable only once the directory entry is.
-  const std::string dir = dir_of(path);
-  auto dfd = open_file(dir, O_RDONLY | O_DIRECTORY);
-  if (!dfd.ok()) return dfd.status().Annotate("save block index " + path);
-  if (::fsync(dfd->get()) != 0) return errno_status(errno, "fsync directory " + dir);
-  return Status::OK();
+  VMREPL_RETURN_IF_ERROR(w.finish().Annotate(ctx));
+  if (::fsync(fd.get()) != 0) return errno_status(errno, "fsync " + tmp).Annotate(ctx);
+  return pending;
+}
+
+Status BlockIndex::save(const std::string& path) const {
+  auto pending = prepare_save(path);
+  if (!pending) return pending.status();
+  return pending->commit().Annotate("save block index " + path);
 }
 
 Result<BlockIndex> BlockIndex::load(const std::string& path) {

@@ -92,6 +92,22 @@ class BlockIndex {
   // Writes the index to `path` atomically: a temporary file in the same directory, fsync,
   // rename over `path`, fsync of the directory. The file has mode 0600.
   Status save(const std::string& path) const;
+  // save() in two steps, so the write and its fsync can overlap other work: prepare_save()
+  // writes and fsyncs the temporary file; commit() renames it over `path` and fsyncs the
+  // directory. Dropped before commit(), the temporary file is removed and `path` untouched.
+  class PendingSave {
+   public:
+    PendingSave() = default;
+    PendingSave(PendingSave&& o) noexcept;
+    PendingSave& operator=(PendingSave&& o) noexcept;
+    ~PendingSave();
+    Status commit();
+
+   private:
+    friend class BlockIndex;
+    std::string path_, tmp_;
+  };
+  Result<PendingSave> prepare_save(const std::string& path) const;
   // Reads an index written by save(). FileNotFound when `path` does not exist; Failed, with
   // the reason, for a file that is truncated, corrupt (checksum), of an unknown version or
   // algorithm, or whose counts disagree with each other or with the file size. Allocation is

@@ -1,6 +1,8 @@
 #include "core/blocks/merkle.h"
 
 #include <algorithm>
+#include <array>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -22,6 +24,60 @@ MerkleTree MerkleTree::from_index(const BlockIndex& index) {
   leaves.reserve(index.block_count());
   for (const BlockEntry& e : index.entries()) leaves.push_back(e.hash);
   return MerkleTree(index.algorithm(), std::move(leaves));
+}
+
+namespace {
+
+// Folds leaves in order into complete subtrees: pending[l] is the last complete node of
+// level l whose right sibling has not come yet (it exists when the count of complete nodes
+// of level l so far is odd).
+class RootFolder {
+ public:
+  explicit RootFolder(HashAlgorithm a) : alg_(a) {}
+  void add(const BlockHash& leaf) {
+    BlockHash carry = leaf;
+    std::size_t l = 0;
+    while (l < kLevels && has_[l]) {
+      carry = combine(alg_, pending_[l], carry);
+      has_[l] = false;
+      ++l;
+    }
+    pending_[l] = carry;
+    has_[l] = true;
+    ++count_;
+  }
+  // Upwards from the leaves, the right edge of the tree: a pending node pairs with the
+  // partial node built below it; a node without a sibling is promoted unchanged.
+  BlockHash root() const {
+    if (count_ == 0) return hash_bytes(alg_, {});
+    std::optional<BlockHash> carry;
+    for (std::size_t l = 0; l <= kLevels; ++l) {
+      if (!has_[l]) continue;
+      carry = carry ? combine(alg_, pending_[l], *carry) : pending_[l];
+    }
+    return *carry;
+  }
+
+ private:
+  static constexpr std::size_t kLevels = 64;  // 2^64 leaves
+  HashAlgorithm alg_;
+  uint64_t count_ = 0;
+  std::array<BlockHash, kLevels + 1> pending_{};
+  std::array<bool, kLevels + 1> has_{};
+};
+
+}  // namespace
+
+BlockHash merkle_root(HashAlgorithm algorithm, std::span<const BlockHash> leaves) {
+  RootFolder f(algorithm);
+  for (const BlockHash& h : leaves) f.add(h);
+  return f.root();
+}
+
+BlockHash merkle_root(const BlockIndex& index) {
+  RootFolder f(index.algorithm());
+  for (const BlockEntry& e : index.entries()) f.add(e.hash);
+  return f.root();
 }
 
 void MerkleTree::recompute(std::size_t level, uint64_t j) {

@@ -65,6 +65,12 @@ class MerkleTree {
   std::vector<std::vector<BlockHash>> levels_;
 };
 
+// The root of MerkleTree::from_index(index) (or of the tree over `leaves`) without building
+// the tree: one pass over the leaves keeping one pending node per level, so O(log n) memory
+// where the tree takes 2 x n x 32 bytes (a cycle's roots of a 4 GiB disk: no 4 MiB per side).
+BlockHash merkle_root(const BlockIndex& index);
+BlockHash merkle_root(HashAlgorithm algorithm, std::span<const BlockHash> leaves);
+
 struct MerkleDiff {
   std::vector<uint64_t> leaves;  // differing leaf indices, ascending
   uint64_t nodes_visited = 0;    // node pairs compared, root included: <= 1 + 2 k depth

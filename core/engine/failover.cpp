@@ -689,7 +689,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
   end.seq = ++seq;
   end.vm_id = vm.id;
   end.cycle_id = cycle;
-  for (size_t d = 0; d < nd; ++d) end.disk_roots.push_back(MerkleTree::from_index(now[d]).root());
+  for (size_t d = 0; d < nd; ++d) end.disk_roots.push_back(merkle_root(now[d]));
   end.blocks_sent = tally.blocks;
   end.bytes_sent = ch.bytes_sent();
   if (Status st = ch.send(end); !st.ok()) return engine_detail::peer_refusal(ch, st);
@@ -712,7 +712,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
         if (!s)
           vst[d] = s.status();
         else
-          again[d] = MerkleTree::from_index(*s).root();
+          again[d] = merkle_root(*s);
       }
     });
     auto theirs = call(ch, ++seq, "reverse_verify", {{"vm_id", vm.id.to_string()}}, opts_.io_timeout * 20);

@@ -425,7 +425,16 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
   VMREPL_RETURN_IF_ERROR(r_.put_relationship(*vm, nr));
   json data;
   data["applied_blocks"] = res.applied;
-  return ch_->send(proto::Ack{res.end_seq, 0, "", data.dump()});
+  Status acked = ch_->send(proto::Ack{res.end_seq, 0, "", data.dump()});
+  // The point's index is saved after the ack, while the primary records its side (still under
+  // the VM's lock, so the next cycle finds it): a crash before it only costs that cycle a
+  // rescan of the image (image_index), never a wrong index.
+  for (size_t d = 0; d < nd; ++d) {
+    idx[d].save(index_path(rec, b.cycle_id, static_cast<uint32_t>(d)));
+    for (uint64_t old = b.cycle_id - 1; old + 2 >= b.cycle_id && old > 0; --old)
+      std::remove(index_path(rec, old, static_cast<uint32_t>(d)).c_str());
+  }
+  return acked;
 }
 
 Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord& rec, ReplicaStore& store,
@@ -511,7 +520,7 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
       info.replication_type = type == RecoveryPointType::PlannedFailover ? ReplicationType::Planned : ReplicationType::Regular;
       info.hash_algorithm = r_.opts_.hash;
       for (size_t d = 0; d < nd; ++d) {
-        BlockHash mine = MerkleTree::from_index(idx[d]).root();
+        BlockHash mine = merkle_root(idx[d]);
         if (!(mine == end->disk_roots[d])) {
           apply.abort();
           return Status::Failed("the replica disagrees with the primary on disk " + std::to_string(d) + ": root " +
@@ -522,11 +531,6 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
       }
       VMREPL_RETURN_IF_ERROR(apply.commit(info));
       res.end_seq = end->seq;
-      for (size_t d = 0; d < nd; ++d) {
-        idx[d].save(index_path(rec, b.cycle_id, static_cast<uint32_t>(d)));
-        for (uint64_t old = b.cycle_id - 1; old + 2 >= b.cycle_id && old > 0; --old)
-          std::remove(index_path(rec, old, static_cast<uint32_t>(d)).c_str());
-      }
       return Status::OK();
     } else {
       apply.abort();

@@ -654,19 +654,26 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   end.seq = ++seq;
   end.vm_id = vm.id;
   end.cycle_id = cycle_id;
-  for (size_t d = 0; d < nd; ++d) end.disk_roots.push_back(MerkleTree::from_index(now[d]).root());
+  for (size_t d = 0; d < nd; ++d) end.disk_roots.push_back(merkle_root(now[d]));
   end.blocks_sent = sent_blocks;
   end.bytes_sent = ch.bytes_sent();
   if (Status sent = ch.send(end); !sent.ok()) return network_failure(engine_detail::peer_refusal(ch, sent));
   t.phase("waiting for the replica to apply");
+  // The new indexes are written and fsynced while the replica applies; they replace the
+  // acknowledged ones only once it has committed.
+  std::vector<BlockIndex::PendingSave> saves;
+  for (size_t d = 0; d < nd; ++d) {
+    auto ps = now[d].prepare_save(acked_index_path(vm, static_cast<uint32_t>(d)));
+    if (!ps) return ps.status();
+    saves.push_back(std::move(ps).value());
+  }
   auto ack = ch.expect<proto::Ack>(opts_.io_timeout * 10);
   if (!ack) return network_failure(ack.status());
   if (ack->code != 0) return Status(static_cast<Code>(ack->code), ack->text);
 
   // The replica committed: this is now the acknowledged point.
   t.phase("recording the acknowledged point");
-  for (size_t d = 0; d < nd; ++d)
-    VMREPL_RETURN_IF_ERROR(now[d].save(acked_index_path(vm, static_cast<uint32_t>(d))));
+  for (auto& ps : saves) VMREPL_RETURN_IF_ERROR(ps.commit());
   // The cycle's changed-block list, kept for RecoveryHistory cycles (reverse needs them).
   auto hist = history(vmref);
   if (!hist) return hist.status();
@@ -1306,7 +1313,7 @@ Result<std::vector<BlockHash>> Replicator::acked_roots(const VmRef& vm) {
   for (uint32_t d = 0; d < vm.vm.disks.size(); ++d) {
     auto idx = BlockIndex::load(acked_index_path(vm.vm, d));
     if (!idx) return idx.status();
-    out.push_back(MerkleTree::from_index(*idx).root());
+    out.push_back(merkle_root(*idx));
   }
   return out;
 }

@@ -151,7 +151,7 @@ Result<std::string> ReplicaSession::reverse_request(const proto::Request& m) {
     if (delta && k == rel.last_cycle && k_roots.size() == nd)
       for (size_t d = 0; d < nd && delta; ++d)
         delta = k_roots[d].is_string() &&
-                k_roots[d].get<std::string>() == MerkleTree::from_index(acked[d]).root().to_hex(r_.opts_.hash);
+                k_roots[d].get<std::string>() == merkle_root(acked[d]).to_hex(r_.opts_.hash);
     DiskBlockSets changed(nd);
     if (delta && k < rel.last_cycle) {
       auto h = r_.history(*vm);
@@ -243,7 +243,7 @@ Result<std::string> ReplicaSession::reverse_request(const proto::Request& m) {
     for (uint32_t d = 0; d < vm->vm.disks.size(); ++d) {
       auto sc = scan_file((*rs)->image_path(d), scan_options(r_.opts_));
       if (!sc) return sc.status();
-      roots.push_back(MerkleTree::from_index(*sc).root().to_hex(r_.opts_.hash));
+      roots.push_back(merkle_root(*sc).to_hex(r_.opts_.hash));
     }
     return json{{"roots", roots}}.dump();
   }
@@ -350,7 +350,7 @@ Status ReplicaSession::reverse_prepare(const VmRef& vm, const proto::CycleBegin&
   info.created_us = engine_detail::now_us();
   info.replication_type = ReplicationType::Regular;
   info.hash_algorithm = r_.opts_.hash;
-  for (const auto& i : idx) info.roots.push_back(MerkleTree::from_index(i).root());
+  for (const auto& i : idx) info.roots.push_back(merkle_root(i));
   VMREPL_RETURN_IF_ERROR((*base)->commit(info));
   for (uint32_t d = 0; d < rec.disks.size(); ++d) VMREPL_RETURN_IF_ERROR(idx[d].save(index_path(rec, b.cycle_id - 1, d)));
   return Status::OK();

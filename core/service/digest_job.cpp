@@ -77,7 +77,7 @@ struct DigestRun : std::enable_shared_from_this<DigestRun> {
         loop->uv(), &w->req,
         [](uv_work_t* req) {
           auto* wk = static_cast<Work*>(req->data);
-          wk->root = MerkleTree::from_index(wk->index).root();
+          wk->root = merkle_root(wk->index);
           wk->saved = wk->index.save(wk->path);
         },
         [](uv_work_t* req, int) {

@@ -172,6 +172,57 @@ BOOST_AUTO_TEST_CASE(save_replaces_atomically_and_leaves_no_temporary_file) {
   BOOST_TEST(static_cast<unsigned>(perms) == 0600u);
 }
 
+BOOST_AUTO_TEST_CASE(a_prepared_save_replaces_the_file_only_when_committed) {
+  const BlockIndex first = make_index(HashAlgorithm::Xxh3_128, 10 * kBs, 1);
+  BOOST_REQUIRE(first.save(path).ok());
+  const BlockIndex second = make_index(HashAlgorithm::Xxh3_128, 10 * kBs, 2);
+  auto count_files = [&] {
+    int n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++n;
+    return n;
+  };
+  {
+    auto dropped = second.prepare_save(path);
+    BOOST_REQUIRE(dropped.ok());
+    BOOST_TEST(count_files() == 2);  // the written temporary file beside the index
+    BOOST_TEST((*BlockIndex::load(path) == first));
+  }
+  BOOST_TEST(count_files() == 1);  // dropped uncommitted: removed, the index untouched
+  BOOST_TEST((*BlockIndex::load(path) == first));
+  auto kept = second.prepare_save(path);
+  BOOST_REQUIRE(kept.ok());
+  BlockIndex::PendingSave moved = std::move(kept).value();
+  BOOST_REQUIRE(moved.commit().ok());
+  BOOST_TEST((*BlockIndex::load(path) == second));
+  BOOST_TEST(count_files() == 1);
+  BOOST_TEST(moved.commit().code() == Code::InvalidState);  // nothing left to commit
+}
+
+BOOST_AUTO_TEST_CASE(round_trip_across_write_buffer_boundaries) {
+  // The writer buffers 64 KiB: content ending exactly at, just before and just after a buffer
+  // boundary (the 8-byte trailer then needs a flush of its own) must read back the same.
+  for (HashAlgorithm alg : {HashAlgorithm::Xxh3_128, HashAlgorithm::Sha256}) {
+    const uint64_t entry = 1 + digest_size(alg);
+    for (uint64_t end : {uint64_t{0}, uint64_t{65530}, uint64_t{65528}, uint64_t{65527}, uint64_t{5}}) {
+      uint64_t n = 1;
+      while ((40 + entry * n) % 65536 != end && n < 200000) ++n;
+      if (n == 200000) continue;  // this entry size never ends there
+      auto r = BlockIndex::create(alg, kBs, n * kBs);
+      BOOST_REQUIRE(r.ok());
+      BlockIndex x = std::move(*r);
+      for (uint64_t i = 0; i < n; i += 2) {
+        const std::string s = "block-" + std::to_string(i);
+        x.set_data(i, hash_bytes(alg, std::as_bytes(std::span(s.data(), s.size()))));
+      }
+      BOOST_REQUIRE(x.save(path).ok());
+      BOOST_TEST(testing::file_size(path) == 40 + n * entry + 8);
+      auto y = BlockIndex::load(path);
+      BOOST_REQUIRE_MESSAGE(y.ok(), y.status().ToString());
+      BOOST_TEST((*y == x), "entries " << n);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(save_into_a_missing_directory_fails_cleanly) {
   const Status s = make_index(HashAlgorithm::Xxh3_128, kBs).save(dir.file("no/such/dir/x.idx"));
   BOOST_TEST(s.code() == Code::FileNotFound);

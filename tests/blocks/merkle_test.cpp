@@ -94,6 +94,25 @@ BOOST_AUTO_TEST_CASE(tree_from_index_uses_the_entry_hashes) {
                                  combine(HashAlgorithm::Xxh3_128, e[2].hash, e[3].hash)));
 }
 
+BOOST_AUTO_TEST_CASE(merkle_root_without_a_tree_equals_the_trees_root) {
+  for (HashAlgorithm alg : {HashAlgorithm::Xxh3_128, HashAlgorithm::Sha256}) {
+    std::vector<uint64_t> sizes;
+    for (uint64_t n = 0; n <= 300; ++n) sizes.push_back(n);
+    for (uint64_t n : {511u, 512u, 513u, 1023u, 4097u, 65535u, 65537u}) sizes.push_back(n);
+    for (uint64_t n : sizes) {
+      const auto L = leaves(alg, n, n);
+      const BlockHash want = MerkleTree(alg, L).root();
+      BOOST_TEST(merkle_root(alg, L) == want, "n=" << n);
+    }
+  }
+  // From an index: the same as the tree built from it, partial last block and zeros included.
+  auto x = BlockIndex::create(HashAlgorithm::Xxh3_128, 4096, 37 * 4096 + 100);
+  BOOST_REQUIRE(x.ok());
+  for (uint64_t i : {0u, 5u, 36u, 37u}) x->set_from_bytes(i, testing::random_bytes(x->block_length(i), 7 + i));
+  BOOST_TEST(merkle_root(*x) == MerkleTree::from_index(*x).root());
+  BOOST_TEST(merkle_root(BlockIndex()) == MerkleTree::from_index(BlockIndex()).root());
+}
+
 BOOST_AUTO_TEST_CASE(incremental_update_equals_rebuild) {
   std::mt19937_64 rng(42);
   for (uint64_t n : {1u, 2u, 3u, 5u, 64u, 1000u, 1023u, 1024u, 1025u, 4097u}) {
