@@ -8,8 +8,12 @@
  *                                            (tools/mkcerts.sh DIR hv-a hv-b) over mutual TLS:
  *                                            AuthenticationType 2 to hv-b's tls_listen TLS_PORT
  *   bench_replication cycle DIR PORT         one cycle (replicate_now)
- * Each prints one JSON line: {"seconds", "blocks", "data_bytes", "wire_bytes", "disk",
- * "replica_image", "peak_rss_bytes", "cpu_s"} (cpu_s: both services' CPU time during the job).
+ *   bench_replication serve DIR PORT         the services stay up, as vmrepld's do, and take
+ *                                            commands on stdin, one per line: "cycle" (one
+ *                                            timed cycle) or "quit"
+ * Each prints one JSON line: {"seconds", "blocks", "data_bytes", "wire_bytes" (sent by the
+ * primary), "disk", "replica_image", "peak_rss_bytes", "cpu_s"} (cpu_s: both services' CPU time
+ * during the job); a cycle adds "source" (change-feed or scan) and "wire_total_bytes" (both ways).
  *
  * Reverse benchmarks: hv-a listens on PORT_A as well and each host admits the other (hv-a stores
  * what hv-b sends under its own root), so a reverse on hv-b can turn hv-a into its replica.
@@ -20,9 +24,9 @@
  *                                     data extents with DATA_ONLY=1) in 64 KiB writes of random
  *                                     bytes at 4 KiB-aligned offsets, one per 128 KiB slot (as
  *                                     gen_image.py modify); MARK=1 reports each to the feed
- *   bench_replication rcycle DIR PORT PORT_A              one cycle hv-a -> hv-b, timed: prints
- *                                     {"seconds", "source", "blocks", "data_bytes", "wire_bytes",
- *                                     "disk", "replica_image", "peak_rss_bytes"}
+ *   bench_replication rcycle DIR PORT PORT_A              one cycle hv-a -> hv-b, timed (as cycle)
+ *   bench_replication rserve DIR PORT PORT_A              as serve, with "write HOST PCT SEED
+ *                                     DATA_ONLY MARK" (as the write command) besides "cycle"
  *   bench_replication planned DIR PORT PORT_A             prepare on hv-a (4), failover on hv-b,
  *                                                         the VM runs on hv-b
  *   bench_replication unplanned DIR PORT PORT_A           failover on hv-b to the point before the
@@ -213,6 +217,50 @@ static void guest_writes(vmr_service *s, double pct, uint64_t seed, int data_onl
   vmr_free(path);
 }
 
+/* One cycle hv-a -> hv-b, timed from the call to the job's end; the change source says feed or
+ * scan, cpu_s is both services' CPU time during the job. */
+static void timed_cycle(vmr_service *a, vmr_service *b) {
+  vmr_job *job = NULL;
+  double c0 = cpu_s(), t0 = now_s();
+  vmr_instance *p = finish(vmr_replicate_now(a, "bench", &job), &job, "cycle");
+  double t1 = now_s(), c1 = cpu_s();
+  char *src = NULL;
+  vmr_instance_get_string(p, "ChangeSource", &src);
+  char *da = disk_of(a), *fb = folder_of(b);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("{\"seconds\": %.6f, \"source\": \"%s\", \"blocks\": %llu, \"data_bytes\": %llu, \"wire_bytes\": %llu, "
+         "\"wire_total_bytes\": %llu, \"disk\": \"%s\", \"replica_image\": \"%s/replica/disk0.img\", "
+         "\"peak_rss_bytes\": %lld, \"cpu_s\": %.3f}\n",
+         t1 - t0, src ? src : "", (unsigned long long)u64(p, "BlocksSent"), (unsigned long long)u64(p, "DataBytesSent"),
+         (unsigned long long)u64(p, "WireBytesSent"), (unsigned long long)u64(p, "WireBytes"), da, fb, (long long)ru.ru_maxrss * 1024, c1 - c0);
+  fflush(stdout);
+  vmr_free(src);
+  vmr_free(da);
+  vmr_free(fb);
+  vmr_instance_release(p);
+}
+
+/* Commands from stdin while both services stay up (serve, rserve). */
+static void serve(vmr_service *a, vmr_service *b) {
+  char line[256], host[8];
+  double pct;
+  unsigned long long seed;
+  int data_only, mark;
+  while (fgets(line, sizeof line, stdin)) {
+    if (strcmp(line, "cycle\n") == 0) {
+      timed_cycle(a, b);
+    } else if (sscanf(line, "write %7s %lf %llu %d %d", host, &pct, &seed, &data_only, &mark) == 5) {
+      guest_writes(strcmp(host, "a") == 0 ? a : b, pct, seed, data_only, mark);
+      fflush(stdout);
+    } else if (strcmp(line, "quit\n") == 0) {
+      break;
+    } else {
+      die(VMR_INVALID_PARAMETER, line);
+    }
+  }
+}
+
 static int reverse_main(int argc, char **argv) {
   const char *cmd = argv[1], *dir = argv[2];
   char lb[64], la[64], storage[4200];
@@ -252,23 +300,9 @@ static int reverse_main(int argc, char **argv) {
     guest_writes(strcmp(argv[5], "a") == 0 ? a : b, atof(argv[6]), strtoull(argv[7], NULL, 10), atoi(argv[8]),
                  atoi(argv[9]));
   } else if (strcmp(cmd, "rcycle") == 0) {
-    /* Timed from the call to the job's end; the change source says feed or scan. */
-    double t0 = now_s();
-    vmr_instance *p = finish(vmr_replicate_now(a, "bench", &job), &job, "cycle");
-    double t1 = now_s();
-    char *src = NULL;
-    vmr_instance_get_string(p, "ChangeSource", &src);
-    char *da = disk_of(a), *fb = folder_of(b);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("{\"seconds\": %.6f, \"source\": \"%s\", \"blocks\": %llu, \"data_bytes\": %llu, \"wire_bytes\": %llu, "
-           "\"disk\": \"%s\", \"replica_image\": \"%s/replica/disk0.img\", \"peak_rss_bytes\": %lld}\n",
-           t1 - t0, src ? src : "", (unsigned long long)u64(p, "BlocksSent"), (unsigned long long)u64(p, "DataBytesSent"),
-           (unsigned long long)u64(p, "WireBytes"), da, fb, (long long)ru.ru_maxrss * 1024);
-    vmr_free(src);
-    vmr_free(da);
-    vmr_free(fb);
-    vmr_instance_release(p);
+    timed_cycle(a, b);
+  } else if (strcmp(cmd, "rserve") == 0) {
+    serve(a, b);
   } else if (strcmp(cmd, "planned") == 0) {
     power(a, 3);
     vmr_instance_release(finish(vmr_request_replication_state_change(a, "bench", 4, &job), &job, "prepare (4)"));
@@ -324,12 +358,12 @@ static int reverse_main(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 5 && (strcmp(argv[1], "rsetup") == 0 || strcmp(argv[1], "write") == 0 || strcmp(argv[1], "rcycle") == 0 ||
+  if (argc >= 5 && (strcmp(argv[1], "rsetup") == 0 || strcmp(argv[1], "write") == 0 || strcmp(argv[1], "rcycle") == 0 || strcmp(argv[1], "rserve") == 0 ||
                     strcmp(argv[1], "planned") == 0 || strcmp(argv[1], "unplanned") == 0 ||
                     strcmp(argv[1], "reverse") == 0))
     return reverse_main(argc, argv);
   if (argc < 4) {
-    fprintf(stderr, "usage: bench_replication setup DIR PORT IMAGE [CERTS TLS_PORT] | cycle DIR PORT | rsetup|write|rcycle|planned|unplanned|reverse DIR PORT PORT_A ... (see the source)\n");
+    fprintf(stderr, "usage: bench_replication setup DIR PORT IMAGE [CERTS TLS_PORT] | cycle|serve DIR PORT | rsetup|write|rcycle|rserve|planned|unplanned|reverse DIR PORT PORT_A ... (see the source)\n");
     return 2;
   }
   const char *dir = argv[2];
@@ -383,12 +417,16 @@ int main(int argc, char **argv) {
     p = finish(vmr_start_replication(a, "bench", 1, NULL, NULL, &job), &job, "start");
     t1 = now_s();
     c1 = cpu_s();
+  } else if (strcmp(argv[1], "serve") == 0) {
+    serve(a, b);
+    vmr_close(a);
+    vmr_close(b);
+    return 0;
   } else if (strcmp(argv[1], "cycle") == 0) {
-    c0 = cpu_s();
-    t0 = now_s();
-    p = finish(vmr_replicate_now(a, "bench", &job), &job, "cycle");
-    t1 = now_s();
-    c1 = cpu_s();
+    timed_cycle(a, b);
+    vmr_close(a);
+    vmr_close(b);
+    return 0;
   } else {
     return 2;
   }
