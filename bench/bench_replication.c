@@ -26,7 +26,8 @@
  *                                     gen_image.py modify); MARK=1 reports each to the feed
  *   bench_replication rcycle DIR PORT PORT_A              one cycle hv-a -> hv-b, timed (as cycle)
  *   bench_replication rserve DIR PORT PORT_A              as serve, with "write HOST PCT SEED
- *                                     DATA_ONLY MARK" (as the write command) besides "cycle"
+ *                                     DATA_ONLY MARK", "planned", "unplanned" and "reverse VERIFY"
+ *                                     (as the commands below) besides "cycle"
  *   bench_replication planned DIR PORT PORT_A             prepare on hv-a (4), failover on hv-b,
  *                                                         the VM runs on hv-b
  *   bench_replication unplanned DIR PORT PORT_A           failover on hv-b to the point before the
@@ -241,23 +242,86 @@ static void timed_cycle(vmr_service *a, vmr_service *b) {
   vmr_instance_release(p);
 }
 
+/* Prepare on hv-a (4), failover on hv-b: the VM runs on hv-b. */
+static void planned(vmr_service *a, vmr_service *b) {
+  vmr_job *job = NULL;
+  power(a, 3);
+  vmr_instance_release(finish(vmr_request_replication_state_change(a, "bench", 4, &job), &job, "prepare (4)"));
+  vmr_instance_release(finish(vmr_initiate_failover(b, "bench", NULL, &job), &job, "failover"));
+  power(b, 2);
+  print_disks(a, b);
+}
+
+/* Failover on hv-b to the point before the latest, commit; hv-a made a replica (2). */
+static void unplanned(vmr_service *a, vmr_service *b) {
+  vmr_job *job = NULL;
+  power(a, 3);
+  vmr_list *pts = NULL;
+  vmr_status st = vmr_list_recovery_points(b, "bench", &pts);
+  if (st != VMR_OK || vmr_list_size(pts) < 2) die(st ? st : VMR_INVALID_STATE, "recovery points");
+  char *older = NULL;
+  vmr_instance_get_string(vmr_list_get(pts, vmr_list_size(pts) - 2), "InstanceID", &older);
+  vmr_instance_release(finish(vmr_initiate_failover(b, "bench", older, &job), &job, "failover"));
+  vmr_instance_release(finish(vmr_commit_failover(b, "bench", &job), &job, "commit"));
+  vmr_free(older);
+  vmr_list_release(pts);
+  power(b, 2);
+  vmr_instance_release(finish(vmr_request_replication_state_change(a, "bench", 2, &job), &job, "make replica (2)"));
+  print_disks(a, b);
+}
+
+/* The reverse on hv-b, timed from the call to the job's end. */
+static void reverse(vmr_service *a, vmr_service *b, const char *port_a, int verify) {
+  vmr_job *job = NULL;
+  char rsd[512];
+  snprintf(rsd, sizeof rsd, "{\"RecoveryConnectionPoint\": \"hv-a\", \"RecoveryServerPortNumber\": %s, \"AuthenticationType\": 1, \"ReplicationInterval\": 300, \"RecoveryHistory\": 2, \"CompressionEnabled\": %s}",
+           port_a, getenv("BENCH_COMPRESS") ? "true" : "false");
+  const uint32_t flags = verify ? VMR_REVERSE_VERIFY_FULL : 0;
+  double t0 = now_s();
+  vmr_instance *p = finish(vmr_reverse_replication_relationship_ex(b, "bench", rsd, flags, &job), &job, "reverse");
+  double t1 = now_s();
+  char *source = NULL, *disk = disk_of(b), *fa = folder_of(a);
+  vmr_instance_get_string(p, "ChangeSource", &source);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("{\"seconds\": %.6f, \"source\": \"%s\", \"common_point\": %llu, \"cycle\": %llu, \"blocks\": %llu, "
+         "\"data_bytes\": %llu, \"wire_sent_bytes\": %llu, \"wire_bytes\": %llu, \"old_primary_blocks\": %llu, "
+         "\"new_primary_blocks\": %llu, \"disk\": \"%s\", \"replica_image\": \"%s/replica/disk0.img\", "
+         "\"states\": [%llu, %llu], \"peak_rss_bytes\": %lld}\n",
+         t1 - t0, source ? source : "", (unsigned long long)u64(p, "CommonPoint"), (unsigned long long)u64(p, "CycleId"),
+         (unsigned long long)u64(p, "BlocksSent"), (unsigned long long)u64(p, "DataBytesSent"),
+         (unsigned long long)u64(p, "WireBytesSent"), (unsigned long long)u64(p, "WireBytes"),
+         (unsigned long long)u64(p, "OldPrimaryChangedBlocks"), (unsigned long long)u64(p, "NewPrimaryChangedBlocks"),
+         disk, fa, (unsigned long long)mode_state(a), (unsigned long long)mode_state(b), (long long)ru.ru_maxrss * 1024);
+  vmr_free(source);
+  vmr_free(disk);
+  vmr_free(fa);
+  vmr_instance_release(p);
+}
+
 /* Commands from stdin while both services stay up (serve, rserve). */
-static void serve(vmr_service *a, vmr_service *b) {
+static void serve(vmr_service *a, vmr_service *b, const char *port_a) {
   char line[256], host[8];
   double pct;
   unsigned long long seed;
-  int data_only, mark;
+  int data_only, mark, verify;
   while (fgets(line, sizeof line, stdin)) {
     if (strcmp(line, "cycle\n") == 0) {
       timed_cycle(a, b);
+    } else if (port_a && strcmp(line, "planned\n") == 0) {
+      planned(a, b);
+    } else if (port_a && strcmp(line, "unplanned\n") == 0) {
+      unplanned(a, b);
+    } else if (port_a && sscanf(line, "reverse %d", &verify) == 1) {
+      reverse(a, b, port_a, verify);
     } else if (sscanf(line, "write %7s %lf %llu %d %d", host, &pct, &seed, &data_only, &mark) == 5) {
       guest_writes(strcmp(host, "a") == 0 ? a : b, pct, seed, data_only, mark);
-      fflush(stdout);
     } else if (strcmp(line, "quit\n") == 0) {
       break;
     } else {
       die(VMR_INVALID_PARAMETER, line);
     }
+    fflush(stdout);
   }
 }
 
@@ -269,7 +333,6 @@ static int reverse_main(int argc, char **argv) {
   vmr_service *b = open_host(dir, "hv-b", "hv-a", lb);
   vmr_service *a = open_host(dir, "hv-a", "hv-b", la);
   vmr_job *job = NULL;
-  vmr_instance *p = NULL;
   if (strcmp(cmd, "rsetup") == 0 && argc == 7) {
     snprintf(storage, sizeof storage, "%s/replicas", dir);
     admit(b, "hv-a", storage);
@@ -302,52 +365,13 @@ static int reverse_main(int argc, char **argv) {
   } else if (strcmp(cmd, "rcycle") == 0) {
     timed_cycle(a, b);
   } else if (strcmp(cmd, "rserve") == 0) {
-    serve(a, b);
+    serve(a, b, argv[4]);
   } else if (strcmp(cmd, "planned") == 0) {
-    power(a, 3);
-    vmr_instance_release(finish(vmr_request_replication_state_change(a, "bench", 4, &job), &job, "prepare (4)"));
-    vmr_instance_release(finish(vmr_initiate_failover(b, "bench", NULL, &job), &job, "failover"));
-    power(b, 2);
-    print_disks(a, b);
+    planned(a, b);
   } else if (strcmp(cmd, "unplanned") == 0) {
-    power(a, 3);
-    vmr_list *pts = NULL;
-    vmr_status st = vmr_list_recovery_points(b, "bench", &pts);
-    if (st != VMR_OK || vmr_list_size(pts) < 2) die(st ? st : VMR_INVALID_STATE, "recovery points");
-    char *older = NULL;
-    vmr_instance_get_string(vmr_list_get(pts, vmr_list_size(pts) - 2), "InstanceID", &older);
-    vmr_instance_release(finish(vmr_initiate_failover(b, "bench", older, &job), &job, "failover"));
-    vmr_instance_release(finish(vmr_commit_failover(b, "bench", &job), &job, "commit"));
-    vmr_free(older);
-    vmr_list_release(pts);
-    power(b, 2);
-    vmr_instance_release(finish(vmr_request_replication_state_change(a, "bench", 2, &job), &job, "make replica (2)"));
-    print_disks(a, b);
+    unplanned(a, b);
   } else if (strcmp(cmd, "reverse") == 0 && argc == 6) {
-    char rsd[512];
-    snprintf(rsd, sizeof rsd, "{\"RecoveryConnectionPoint\": \"hv-a\", \"RecoveryServerPortNumber\": %s, \"AuthenticationType\": 1, \"ReplicationInterval\": 300, \"RecoveryHistory\": 2, \"CompressionEnabled\": %s}",
-             argv[4], getenv("BENCH_COMPRESS") ? "true" : "false");
-    const uint32_t flags = atoi(argv[5]) ? VMR_REVERSE_VERIFY_FULL : 0;
-    double t0 = now_s();
-    p = finish(vmr_reverse_replication_relationship_ex(b, "bench", rsd, flags, &job), &job, "reverse");
-    double t1 = now_s();
-    char *source = NULL, *disk = disk_of(b), *fa = folder_of(a);
-    vmr_instance_get_string(p, "ChangeSource", &source);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("{\"seconds\": %.6f, \"source\": \"%s\", \"common_point\": %llu, \"cycle\": %llu, \"blocks\": %llu, "
-           "\"data_bytes\": %llu, \"wire_sent_bytes\": %llu, \"wire_bytes\": %llu, \"old_primary_blocks\": %llu, "
-           "\"new_primary_blocks\": %llu, \"disk\": \"%s\", \"replica_image\": \"%s/replica/disk0.img\", "
-           "\"states\": [%llu, %llu], \"peak_rss_bytes\": %lld}\n",
-           t1 - t0, source ? source : "", (unsigned long long)u64(p, "CommonPoint"), (unsigned long long)u64(p, "CycleId"),
-           (unsigned long long)u64(p, "BlocksSent"), (unsigned long long)u64(p, "DataBytesSent"),
-           (unsigned long long)u64(p, "WireBytesSent"), (unsigned long long)u64(p, "WireBytes"),
-           (unsigned long long)u64(p, "OldPrimaryChangedBlocks"), (unsigned long long)u64(p, "NewPrimaryChangedBlocks"),
-           disk, fa, (unsigned long long)mode_state(a), (unsigned long long)mode_state(b), (long long)ru.ru_maxrss * 1024);
-    vmr_free(source);
-    vmr_free(disk);
-    vmr_free(fa);
-    vmr_instance_release(p);
+    reverse(a, b, argv[4], atoi(argv[5]));
   } else {
     fprintf(stderr, "bench_replication: bad arguments for %s\n", cmd);
     return 2;
@@ -418,7 +442,7 @@ int main(int argc, char **argv) {
     t1 = now_s();
     c1 = cpu_s();
   } else if (strcmp(argv[1], "serve") == 0) {
-    serve(a, b);
+    serve(a, b, NULL);
     vmr_close(a);
     vmr_close(b);
     return 0;
