@@ -89,6 +89,7 @@ class DiskScanner::Impl {
   }
 
   void set_range_fn(RangeFn fn) { range_ = std::move(fn); }
+  void set_target(BlockIndex* into) { into_ = into; }
 
   bool running() const { return state_ == State::Preparing || state_ == State::Scanning; }
   const ScanStats& stats() const { return stats_; }
@@ -129,12 +130,24 @@ class DiskScanner::Impl {
     size_ = static_cast<uint64_t>(end);
     // Helps cold scans (larger readahead); harmless when the file is cached.
     ::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-    auto index = BlockIndex::create(opt_.algorithm, opt_.block_size, size_);
-    if (!index.ok()) {
-      prepare_status_ = index.status().Annotate("scan of " + path_);
-      return;
+    if (into_) {
+      if (into_->algorithm() != opt_.algorithm || into_->block_size() != opt_.block_size ||
+          into_->disk_size() != size_) {
+        prepare_status_ = Status::Failed(
+            "scan of " + path_ + ": the file is " + std::to_string(size_) + " bytes; the index to fill describes " +
+            std::to_string(into_->disk_size()) + " bytes in blocks of " + std::to_string(into_->block_size()));
+        return;
+      }
+      target_ = into_;
+    } else {
+      auto index = BlockIndex::create(opt_.algorithm, opt_.block_size, size_);
+      if (!index.ok()) {
+        prepare_status_ = index.status().Annotate("scan of " + path_);
+        return;
+      }
+      index_ = std::move(*index);
+      target_ = &index_;
     }
-    index_ = std::move(*index);
     chunks_ = (size_ + opt_.chunk_size - 1) / opt_.chunk_size;
     has_data_.assign((chunks_ + 63) / 64, opt_.skip_holes ? 0 : ~uint64_t{0});
     if (!opt_.skip_holes) return;
@@ -214,7 +227,7 @@ class DiskScanner::Impl {
     if (!prepare_status_.ok()) {
       error_ = prepare_status_;
     } else {
-      entries_ = index_.mutable_entries().data();
+      entries_ = target_->mutable_entries().data();
       stats_.bytes_total = size_;
       stats_.chunks_total = chunks_;
       if (range_) chunk_final_.assign(chunks_, false);
@@ -314,7 +327,7 @@ class DiskScanner::Impl {
     while (ranged_ < chunks_ && chunk_final_[ranged_]) ++ranged_;
     if (ranged_ == first) return;
     const uint64_t per = opt_.chunk_size / opt_.block_size;
-    const uint64_t b0 = first * per, b1 = std::min<uint64_t>(ranged_ * per, index_.block_count());
+    const uint64_t b0 = first * per, b1 = std::min<uint64_t>(ranged_ * per, target_->block_count());
     if (!range_(b0, std::span<const BlockEntry>(entries_ + b0, b1 - b0))) cancel();
   }
 
@@ -370,6 +383,8 @@ class DiskScanner::Impl {
   uint64_t chunks_ = 0;
   std::vector<uint64_t> has_data_;
   BlockIndex index_;
+  BlockIndex* into_ = nullptr;    // scan_file_into's index, filled in place of index_
+  BlockIndex* target_ = nullptr;  // into_ or &index_
 
   BlockEntry* entries_ = nullptr;
   std::vector<std::unique_ptr<Slot>> slots_;
@@ -403,8 +418,10 @@ bool DiskScanner::running() const { return impl_->running(); }
 
 const ScanStats& DiskScanner::stats() const { return impl_->stats(); }
 
-Result<BlockIndex> scan_file(const std::string& path, const ScanOptions& options,
-                             ScanStats* stats, DiskScanner::RangeFn on_range) {
+namespace {
+
+Result<BlockIndex> scan_to_end(const std::string& path, const ScanOptions& options, ScanStats* stats,
+                               DiskScanner::RangeFn on_range, const std::function<void(DiskScanner&)>& setup) {
   uv_loop_t loop;
   const int rc = uv_loop_init(&loop);
   if (rc != 0) return Status::Failed(std::string("uv_loop_init: ") + uv_strerror(rc));
@@ -412,6 +429,7 @@ Result<BlockIndex> scan_file(const std::string& path, const ScanOptions& options
   {
     DiskScanner scanner(&loop, path, options);
     if (on_range) scanner.on_range(std::move(on_range));
+    if (setup) setup(scanner);
     Status st = scanner.start(nullptr, [&](Result<BlockIndex> r, bool) { out.emplace(std::move(r)); });
     if (st.ok()) uv_run(&loop, UV_RUN_DEFAULT);
     if (stats != nullptr) *stats = scanner.stats();
@@ -419,6 +437,20 @@ Result<BlockIndex> scan_file(const std::string& path, const ScanOptions& options
   }
   uv_loop_close(&loop);
   return std::move(*out);
+}
+
+}  // namespace
+
+Result<BlockIndex> scan_file(const std::string& path, const ScanOptions& options, ScanStats* stats,
+                             DiskScanner::RangeFn on_range) {
+  return scan_to_end(path, options, stats, std::move(on_range), {});
+}
+
+Status scan_file_into(const std::string& path, BlockIndex& into, const ScanOptions& options, ScanStats* stats,
+                      DiskScanner::RangeFn on_range) {
+  return scan_to_end(path, options, stats, std::move(on_range),
+                     [&into](DiskScanner& scanner) { scanner.impl_->set_target(&into); })
+      .status();
 }
 
 }  // namespace vmrepl

@@ -98,6 +98,8 @@ class DiskScanner {
   const ScanStats& stats() const;
 
  private:
+  friend Status scan_file_into(const std::string& path, BlockIndex& into, const ScanOptions& options,
+                               ScanStats* stats, RangeFn on_range);
   class Impl;
   std::unique_ptr<Impl> impl_;  // handed over to itself when destroyed mid-scan (see above)
 };
@@ -106,5 +108,13 @@ class DiskScanner {
 // the calling thread. Fills *stats when given.
 Result<BlockIndex> scan_file(const std::string& path, const ScanOptions& options = {},
                              ScanStats* stats = nullptr, DiskScanner::RangeFn on_range = {});
+
+// scan_file into `into`, which the caller has just created (BlockIndex::create, entries
+// untouched) with the options' algorithm and block size and the file's size: no index of the
+// scan's own, and entries of ranges already handed to on_range may be written by the caller
+// while the scan goes on (the scan writes only later ones). Failed when the file's size
+// differs from into's.
+Status scan_file_into(const std::string& path, BlockIndex& into, const ScanOptions& options = {},
+                      ScanStats* stats = nullptr, DiskScanner::RangeFn on_range = {});
 
 }  // namespace vmrepl

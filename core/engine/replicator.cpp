@@ -873,16 +873,9 @@ Status Replicator::scan_and_send(ThreadCtx& t, BlockSender& sender, const VmReco
       failed = Status::Failed("cycle cancelled");
       return false;
     }
-    auto mine = now[d].mutable_entries();
-    if (first + entries.size() > mine.size()) {
-      failed = Status::Failed("disk " + std::to_string(d) + " is larger than its definition (" +
-                              std::to_string(vm.disks[d].size_bytes) + " bytes)");
-      return false;
-    }
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      mine[first + i] = entries[i];
+    // The entries are now[d]'s own (scan_file_into): compare them with the base.
+    for (std::size_t i = 0; i < entries.size(); ++i)
       if (entries[i] != base[d].entry(first + i)) pending.push_back(first + i);
-    }
     const uint64_t done = scanned_before + (first + entries.size()) * uint64_t{now[d].block_size()};
     t.progress(std::min(done, progress_total), progress_total);
     return send_pending(false);
@@ -890,12 +883,11 @@ Status Replicator::scan_and_send(ThreadCtx& t, BlockSender& sender, const VmReco
   ScanOptions so;
   so.algorithm = opts_.hash;
   so.block_size = opts_.block_size;
-  auto scan = scan_file(vm.disks[d].path, so, nullptr, on_range);
+  // now[d] is fresh from BlockIndex::create (run_cycle) and of the disk's defined size: the
+  // scan fills it in place, and refuses a file of another size.
+  Status scan = scan_file_into(vm.disks[d].path, now[d], so, nullptr, on_range);
   if (!failed.ok()) return failed;
-  if (!scan) return scan.status().Annotate("disk " + std::to_string(d));
-  if (scan->block_count() != now[d].block_count())
-    return Status::Failed("disk " + std::to_string(d) + " is " + std::to_string(scan->disk_size()) +
-                          " bytes; its definition says " + std::to_string(vm.disks[d].size_bytes));
+  if (!scan.ok()) return scan.Annotate("disk " + std::to_string(d));
   if (!send_pending(true)) return failed;
   return Status::OK();
 }

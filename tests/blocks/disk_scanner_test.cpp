@@ -313,6 +313,44 @@ BOOST_AUTO_TEST_CASE(ranges_cover_the_disk_in_order_with_the_final_entries) {
   BOOST_TEST(covered == o->block_count());
 }
 
+BOOST_AUTO_TEST_CASE(scan_file_into_fills_the_callers_index_which_may_edit_handed_ranges) {
+  const std::string sparse = dir.file("into.img");
+  testing::gen_image({"sparse", sparse, "64", "8", "11"});
+  ScanOptions opt;
+  opt.chunk_size = 256 << 10;
+  opt.max_in_flight = 8;
+  auto want = scan_file(sparse, opt);
+  BOOST_REQUIRE(want.ok());
+  auto into = BlockIndex::create(opt.algorithm, opt.block_size, 64u << 20);
+  BOOST_REQUIRE(into.ok());
+  // The caller marks block `first` of every handed range as data with a hash of its own: the
+  // scan must not write over entries it has handed over.
+  const std::string tag = "edited by the caller";
+  const BlockHash mark = hash_bytes(opt.algorithm, std::as_bytes(std::span(tag.data(), tag.size())));
+  std::vector<uint64_t> edited;
+  Status st = scan_file_into(sparse, *into, opt, nullptr, [&](uint64_t first, std::span<const BlockEntry> entries) {
+    BOOST_REQUIRE(entries.data() == into->entries().data() + first);  // its own entries, no copy
+    into->set_data(first, mark);
+    edited.push_back(first);
+    return true;
+  });
+  BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
+  BOOST_TEST(edited.size() > 1u);
+  for (uint64_t i = 0; i < want->block_count(); ++i) {
+    const bool is_edited = std::find(edited.begin(), edited.end(), i) != edited.end();
+    BOOST_REQUIRE(into->entry(i) == (is_edited ? BlockEntry{mark, 0} : want->entry(i)));
+  }
+  // An index of another size is refused before anything is read.
+  auto small = BlockIndex::create(opt.algorithm, opt.block_size, 32u << 20);
+  BOOST_REQUIRE(small.ok());
+  ScanStats stats;
+  Status bad = scan_file_into(sparse, *small, opt, &stats);
+  BOOST_TEST(bad.code() == Code::Failed);
+  BOOST_TEST(bad.message().find("the file is 67108864 bytes; the index to fill describes 33554432") !=
+             std::string::npos, bad.message());
+  BOOST_TEST(stats.bytes_read == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_range_callback_returning_false_cancels_the_scan) {
   ScanOptions opt;
   opt.chunk_size = 1 << 20;
