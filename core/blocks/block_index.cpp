@@ -15,6 +15,7 @@
 #include <new>
 #include <utility>
 
+#include "core/blocks/buffer_pool.h"
 #include "core/blocks/posix_error.h"
 #include "core/blocks/sparse_io.h"
 #include "core/blocks/unique_fd.h"
@@ -220,6 +221,31 @@ Status check_header(const std::byte* raw, const Header& h, uint64_t file_size) {
 
 }  // namespace
 
+namespace {
+
+// Leaked on purpose: indexes held by statics may be destroyed after it would be.
+VectorPool<BlockEntry>& entry_pool() {
+  static auto* pool = new VectorPool<BlockEntry>(std::size_t{64} << 20, std::size_t{64} << 20);
+  return *pool;
+}
+
+}  // namespace
+
+BlockIndex::~BlockIndex() { entry_pool().give(std::move(entries_)); }
+
+BlockIndex& BlockIndex::operator=(BlockIndex&& o) noexcept {
+  if (this != &o) {
+    entry_pool().give(std::move(entries_));
+    algorithm_ = o.algorithm_;
+    block_size_ = o.block_size_;
+    disk_size_ = o.disk_size_;
+    entries_ = std::move(o.entries_);
+    zero_full_ = o.zero_full_;
+    zero_tail_ = o.zero_tail_;
+  }
+  return *this;
+}
+
 BlockIndex::BlockIndex()
     : algorithm_(HashAlgorithm::Xxh3_128),
       block_size_(kDefaultBlockSize),
@@ -231,7 +257,8 @@ BlockIndex BlockIndex::clone() const {
   c.algorithm_ = algorithm_;
   c.block_size_ = block_size_;
   c.disk_size_ = disk_size_;
-  c.entries_ = entries_;
+  c.entries_ = entry_pool().take(entries_.size());
+  c.entries_.assign(entries_.begin(), entries_.end());
   c.zero_full_ = zero_full_;
   c.zero_tail_ = zero_tail_;
   return c;
@@ -268,6 +295,7 @@ Result<BlockIndex> BlockIndex::create(HashAlgorithm algorithm, uint32_t block_si
   const auto tail = static_cast<uint32_t>(disk_size % block_size);
   x.zero_tail_ = tail == 0 ? x.zero_full_ : hash_of_zeros(algorithm, tail);
   try {
+    x.entries_ = entry_pool().take(count);
     x.entries_.assign(count, BlockEntry{x.zero_full_, BlockEntry::kZero});
   } catch (const std::bad_alloc&) {
     return Status::OutOfMemory("block index of " + std::to_string(count) + " entries");
@@ -396,6 +424,7 @@ Result<BlockIndex> BlockIndex::load(const std::string& path) {
       x.algorithm_ = static_cast<HashAlgorithm>(h.algorithm);
       x.block_size_ = h.block_size;
       x.disk_size_ = h.disk_size;
+      x.entries_ = entry_pool().try_take(h.block_count);
       x.entries_.resize(h.block_count);
       const std::size_t ds = digest_size(x.algorithm_);
       std::byte e[33];

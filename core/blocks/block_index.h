@@ -53,7 +53,11 @@ class BlockIndex {
   // An empty index (disk_size 0, XXH3-128, default block size).
   BlockIndex();
   BlockIndex(BlockIndex&&) noexcept = default;
-  BlockIndex& operator=(BlockIndex&&) noexcept = default;
+  BlockIndex& operator=(BlockIndex&& o) noexcept;
+  // The entries' memory goes back to a process-wide pool (at most 64 MiB kept) that create(),
+  // clone() and load() draw from: an index of a large disk is MiBs, rebuilt every cycle, and
+  // fresh pages cost a fault each.
+  ~BlockIndex();
   // Indexes can be large (17+ bytes per block); copies are explicit.
   BlockIndex(const BlockIndex&) = delete;
   BlockIndex& operator=(const BlockIndex&) = delete;

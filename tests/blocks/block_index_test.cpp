@@ -223,6 +223,32 @@ BOOST_AUTO_TEST_CASE(round_trip_across_write_buffer_boundaries) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_destroyed_index_lends_its_memory_to_the_next_one) {
+  // 65,536 entries (a 4 GiB disk in 64 KiB blocks): MiBs, kept for the next create, clone or load.
+  const uint64_t disk = uint64_t{4} << 30;
+  const BlockEntry* mem = nullptr;
+  {
+    auto a = BlockIndex::create(HashAlgorithm::Xxh3_128, 65536, disk);
+    BOOST_REQUIRE(a.ok());
+    a->set_from_bytes(7, testing::random_bytes(65536, 3));
+    mem = a->entries().data();
+  }
+  auto b = BlockIndex::create(HashAlgorithm::Xxh3_128, 65536, disk);
+  BOOST_REQUIRE(b.ok());
+  BOOST_TEST(b->entries().data() == mem);  // the same memory, and nothing of the old content
+  for (uint64_t i = 0; i < b->block_count(); ++i) BOOST_REQUIRE(b->entry(i).is_zero());
+  b->set_from_bytes(9, testing::random_bytes(65536, 4));
+  BOOST_REQUIRE(b->save(path).ok());
+  const BlockIndex expected = b->clone();
+  BOOST_TEST((expected == *b));
+  mem = b->entries().data();
+  *b = BlockIndex();  // move-assigned over: its memory goes back too
+  auto c = BlockIndex::load(path);
+  BOOST_REQUIRE(c.ok());
+  BOOST_TEST(c->entries().data() == mem);
+  BOOST_TEST((*c == expected));
+}
+
 BOOST_AUTO_TEST_CASE(save_into_a_missing_directory_fails_cleanly) {
   const Status s = make_index(HashAlgorithm::Xxh3_128, kBs).save(dir.file("no/such/dir/x.idx"));
   BOOST_TEST(s.code() == Code::FileNotFound);
