@@ -231,6 +231,10 @@ bool Channel::is_open() const {
   return !closed_;
 }
 
+bool Channel::peer_has(std::string_view capability) const {
+  return std::find(peer_caps_.begin(), peer_caps_.end(), capability) != peer_caps_.end();
+}
+
 bool Channel::has_pending() const {
   std::lock_guard<std::mutex> lk(mu_);
   return !inbox_.empty();

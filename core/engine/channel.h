@@ -24,6 +24,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/jobs/event_loop.h"
 #include "core/net/connection.h"
@@ -96,6 +97,9 @@ class Channel : public std::enable_shared_from_this<Channel> {
   std::string peer_thumbprint(std::string_view algo) const;
   // Whether the peer's certificate is issued to `host` (Connection::peer_certificate_names).
   bool peer_certificate_names(const std::string& host);
+  // The capabilities the peer announced in its hello (set by whoever read it).
+  void set_peer_capabilities(std::vector<std::string> caps) { peer_caps_ = std::move(caps); }
+  bool peer_has(std::string_view capability) const;
 
  private:
   Channel(EventLoop& loop, std::unique_ptr<Connection> conn);
@@ -112,6 +116,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   EventLoop& loop_;
   std::unique_ptr<Connection> conn_;  // touched on the loop thread only
+  std::vector<std::string> peer_caps_;
   std::string peer_;
   bool tls_ = false;
 

@@ -641,7 +641,7 @@ Status Replicator::run_reverse(ThreadCtx& t, VmRef vmref, const ReplicationSetti
     for (size_t d = 0; d < nd; ++d) {
       BlockSet mine_changed;
       if (use_feed) {
-        mine_changed = fc.blocks[d];
+        mine_changed = feed_blocks(fc.blocks[d]);
         now[d] = base_k[d].clone();
       } else {
         auto df = diff(base_k[d], now[d]);

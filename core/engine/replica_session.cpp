@@ -56,7 +56,7 @@ void ReplicaSession::run() {
   proto::HelloReply reply;
   reply.service_id = r_.service_id_;
   reply.host_name = r_.opts_.host_name;
-  reply.capabilities = {"cycles-v1"};
+  reply.capabilities = {"cycles-v1", std::string(proto::kBlockRangesCapability)};
   Status ok = proto::check_protocol_version(hello->protocol_version);
   if (ok.ok()) {
     auto entry = r_.server_->admit(hello->host_name);
@@ -449,8 +449,19 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
   std::vector<BlockUpdate> updates;
   std::vector<std::vector<uint8_t>> held;  // the buffers `updates` points into
   uint64_t group_bytes = 0;
+  // Blocks written in part: their hash is taken from the image once the group is applied (the
+  // rest of the block is what we held, which is what the Merkle root then checks).
+  std::vector<std::pair<uint32_t, uint64_t>> partial;
+  std::vector<std::byte> whole;
   auto flush = [&]() -> Status {
     Status st = apply.apply_batch(updates);
+    for (size_t k = 0; k < partial.size() && st.ok(); ++k) {
+      const auto [d, blk] = partial[k];
+      whole.resize(idx[d].block_length(blk));
+      st = apply.read_block(d, blk, whole);
+      if (st.ok()) idx[d].set_from_bytes(blk, whole);
+    }
+    partial.clear();
     updates.clear();
     group_bytes = 0;
     for (auto& h : held) ch_->give_buffer(std::move(h));
@@ -498,8 +509,14 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
         updates.push_back(BlockUpdate{d, blk, bytes});
         idx[d].set_from_bytes(blk, bytes);
       }
+      for (const auto& r : batch->ranges) {
+        std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(raw.data() + off), r.length);
+        off += r.length;
+        updates.push_back(BlockUpdate{d, r.block, bytes, r.offset});
+        partial.emplace_back(d, r.block);
+      }
       group_bytes += off;
-      res.applied += batch->zero_blocks.size() + batch->data_blocks.size();
+      res.applied += batch->zero_blocks.size() + batch->data_blocks.size() + batch->ranges.size();
       if (group_bytes >= kApplyGroupBytes || !ch_->has_pending()) {
         if (Status st = flush(); !st.ok()) {
           apply.abort();

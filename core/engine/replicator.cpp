@@ -436,7 +436,7 @@ Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r)
                     sessions_.end());
     sessions_.push_back(*ch);
   }
-  std::vector<std::string> caps{"cycles-v1"};
+  std::vector<std::string> caps{"cycles-v1", std::string(proto::kBlockRangesCapability)};
   // Our own listener, so a recovery server can reach us later (split-brain check, reverse).
   if (uint16_t port = listen_port()) caps.push_back("listen-port:" + std::to_string(port));
   if (uint16_t port = tls_listen_port()) caps.push_back("tls-listen-port:" + std::to_string(port));
@@ -447,6 +447,7 @@ Result<std::shared_ptr<Channel>> Replicator::connect_peer(const Relationship& r)
     return Status(static_cast<Code>(reply->error_code ? reply->error_code : 32768),
                   point + " refused this primary: " + reply->error_text);
   VMREPL_RETURN_IF_ERROR(proto::check_protocol_version(reply->protocol_version));
+  (*ch)->set_peer_capabilities(std::move(reply->capabilities));
   return ch;
 }
 
@@ -546,6 +547,7 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   // hold now comes from the feed, or from a scan that runs while its changes are sent.
   std::vector<BlockIndex> base(nd), now(nd);
   std::vector<std::vector<uint64_t>> candidates(nd);
+  std::vector<std::vector<DirtyBlock>> parts(nd);  // from the feed: the bytes of each candidate written
   std::vector<uint8_t> scanned_disk(nd, 0);
   uint64_t total_bytes = 0;
   for (const auto& d : vm.disks) total_bytes += d.size_bytes;
@@ -574,7 +576,9 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
       if (b) {
         base[d] = std::move(b).value();
         now[d] = base[d].clone();
-        candidates[d] = fc.blocks[d].to_indexes();
+        parts[d] = dirty_blocks(fc.blocks[d], kFeedUnit, bs, vm.disks[d].size_bytes);
+        candidates[d].reserve(parts[d].size());
+        for (const auto& p : parts[d]) candidates[d].push_back(p.block);
         continue;
       }
       // Without the acknowledged index the feed alone cannot say what the replica holds.
@@ -636,7 +640,25 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   SendPlan plan{vm, cycle_id, compress, &base, total_bytes / 4, total_bytes};
   SendTally tally(nd);
   BlockSender sender(*this, t, ch, seq, plan, tally);
-  if (Status sent = send_blocks(sender, vm, now, candidates); !sent.ok())
+  bool whole_blocks = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    whole_blocks = whole_blocks_next_.erase(vm.id) != 0;
+  }
+  // Armed while ranges may be in flight: a failure below makes the retry send whole blocks.
+  struct RangesFailed {
+    Replicator* r;
+    const Guid& id;
+    const SendTally& tally;
+    bool armed = true;
+    ~RangesFailed() {
+      if (armed && tally.ranges != 0) {
+        std::lock_guard<std::mutex> lk(r->mu_);
+        r->whole_blocks_next_.insert(id);
+      }
+    }
+  } ranges_failed{this, vm.id, tally};
+  if (Status sent = send_blocks(sender, vm, now, candidates, whole_blocks ? nullptr : &parts); !sent.ok())
     return network_failure(engine_detail::peer_refusal(ch, sent));
   uint64_t scanned = 0;
   for (size_t d = 0; d < nd; ++d) {
@@ -672,6 +694,7 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   if (ack->code != 0) return Status(static_cast<Code>(ack->code), ack->text);
 
   // The replica committed: this is now the acknowledged point.
+  ranges_failed.armed = false;
   t.phase("recording the acknowledged point");
   for (auto& ps : saves) VMREPL_RETURN_IF_ERROR(ps.commit());
   // The cycle's changed-block list, kept for RecoveryHistory cycles (reverse needs them).
@@ -728,8 +751,15 @@ Replicator::BlockSender::BlockSender(Replicator& r, ThreadCtx& t, Channel& ch, u
   t_.result(Property{"BandwidthLimit", CimType::UInt64, false, std::vector<Scalar>{limit_}});
 }
 
-Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand) {
+Replicator::BlockSender::~BlockSender() {
+  if (buf_.capacity() != 0) ch_.give_buffer(std::move(buf_));
+}
+
+Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand,
+                                     std::span<const DirtyBlock> parts) {
   const uint32_t bs = r_.opts_.block_size;
+  // A range stands on the base: only where the replica is known to hold it, and takes them.
+  const bool ranges = !parts.empty() && plan_.base && ch_.peer_has(proto::kBlockRangesCapability);
   const proto::BatchGeometry geo{plan_.vm.disks[d].size_bytes, bs};
   const auto cancelled = [this] { return t_.cancelled(); };
   for (size_t i = 0, n = 0; i < cand.size(); i += n) {
@@ -750,6 +780,7 @@ Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::s
     batch.cycle_id = plan_.cycle_id;
     batch.disk = d;
     buf_.clear();
+    range_buf_.clear();
     for (size_t k = i; k < i + n; ++k) {
       const uint64_t b = cand[k];
       const uint32_t len = now.block_length(b);
@@ -769,14 +800,21 @@ Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::s
       if (now.entry(b).is_zero()) {
         buf_.resize(at);
         batch.zero_blocks.push_back(b);
+      } else if (ranges && (parts[k].lo != 0 || parts[k].hi != len)) {
+        range_buf_.insert(range_buf_.end(), buf_.begin() + static_cast<std::ptrdiff_t>(at + parts[k].lo),
+                          buf_.begin() + static_cast<std::ptrdiff_t>(at + parts[k].hi));
+        buf_.resize(at);
+        batch.ranges.push_back(proto::BlockRange{b, parts[k].lo, parts[k].hi - parts[k].lo});
+        ++tally_.ranges;
       } else {
         batch.data_blocks.push_back(b);
       }
       tally_.sets[d].insert(b, 1);
     }
     done_bytes_ += n * bs;
-    if (batch.zero_blocks.empty() && batch.data_blocks.empty()) continue;
-    tally_.blocks += batch.zero_blocks.size() + batch.data_blocks.size();
+    if (batch.zero_blocks.empty() && batch.data_blocks.empty() && batch.ranges.empty()) continue;
+    buf_.insert(buf_.end(), range_buf_.begin(), range_buf_.end());
+    tally_.blocks += batch.zero_blocks.size() + batch.data_blocks.size() + batch.ranges.size();
     tally_.data_bytes += buf_.size();
     auto built = proto::build_batch(std::move(batch), std::move(buf_), geo, {plan_.compress, r_.opts_.zstd_level});
     buf_ = {};
@@ -814,7 +852,8 @@ void Replicator::BlockSender::finish() {
 }
 
 Status Replicator::send_blocks(BlockSender& sender, const VmRecord& vm, std::vector<BlockIndex>& now,
-                               const std::vector<std::vector<uint64_t>>& candidates) {
+                               const std::vector<std::vector<uint64_t>>& candidates,
+                               const std::vector<std::vector<DirtyBlock>>* parts) {
   uint64_t to_send = 0;
   for (const auto& c : candidates) to_send += c.size() * uint64_t{opts_.block_size};
   sender.expect(to_send);
@@ -822,7 +861,9 @@ Status Replicator::send_blocks(BlockSender& sender, const VmRecord& vm, std::vec
     if (candidates[d].empty()) continue;
     UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return Status::Failed("cannot open " + vm.disks[d].path + ": " + std::strerror(errno));
-    VMREPL_RETURN_IF_ERROR(sender.send(static_cast<uint32_t>(d), fd.get(), now[d], candidates[d]));
+    std::span<const DirtyBlock> p;
+    if (parts && (*parts)[d].size() == candidates[d].size()) p = (*parts)[d];
+    VMREPL_RETURN_IF_ERROR(sender.send(static_cast<uint32_t>(d), fd.get(), now[d], candidates[d], p));
   }
   sender.expect(0);
   return Status::OK();
@@ -1260,7 +1301,7 @@ Result<ChangeFeed*> Replicator::feed(const VmRef& vm) {
     std::vector<uint64_t> sizes;
     for (const auto& d : vm.vm.disks) sizes.push_back(d.size_bytes);
     VMREPL_RETURN_IF_ERROR(mkdirs(primary_folder(vm.vm)));
-    auto f = ChangeFeed::open(primary_folder(vm.vm) + "/feed", sizes, opts_.block_size);
+    auto f = ChangeFeed::open(primary_folder(vm.vm) + "/feed", sizes, kFeedUnit);
     if (!f) {
       feeds_.erase(vm.vm.id);
       return f.status();

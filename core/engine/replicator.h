@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -137,8 +138,12 @@ class Replicator {
 
   // Replica side: the store of a replica VM (opened and recovered on first use).
   Result<ReplicaStore*> replica_store(const VmRef& vm);
-  // The change feed of a VM (opened on first use): vmr_disk_mark_dirty lands here, durably.
+  // The change feed of a VM (opened on first use): vmr_disk_mark_dirty lands here, durably,
+  // in units of kFeedUnit bytes (a 4 KiB write marks 4 KiB, not its replication block).
   Result<ChangeFeed*> feed(const VmRef& vm);
+  static constexpr uint32_t kFeedUnit = 4096;
+  // The replication blocks a feed's units fall in.
+  BlockSet feed_blocks(const BlockSet& units) const { return coarsen(units, kFeedUnit, opts_.block_size); }
   // The first mark attaches the feed: from then on cycles take blocks from it (after one
   // scan cycle that establishes it), instead of scanning.
   Status mark_dirty(const VmRef& vm, uint32_t disk, uint64_t offset, uint64_t length);
@@ -197,7 +202,7 @@ class Replicator {
   };
   struct SendTally {
     explicit SendTally(size_t disks) : sets(disks) {}
-    uint64_t blocks = 0, data_bytes = 0;
+    uint64_t blocks = 0, data_bytes = 0, ranges = 0;
     DiskBlockSets sets;  // what was sent
   };
   // Sends a cycle's blocks in batches under the bandwidth limits and reports the job's rate;
@@ -205,11 +210,18 @@ class Replicator {
   class BlockSender {
    public:
     BlockSender(Replicator& r, ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan, SendTally& tally);
+    // Its read buffer goes back to the loop's pool (a batch that turned out empty keeps it).
+    ~BlockSender();
+    BlockSender(const BlockSender&) = delete;
+    BlockSender& operator=(const BlockSender&) = delete;
     // With a total, each batch moves the job's progress over the plan's progress range.
     void expect(uint64_t candidate_bytes) { to_send_ = candidate_bytes; }
     // The current bytes of disk d's candidates (read from fd), except those equal to the
     // plan's base; `now` takes the hash of what was read, which is what the replica computes.
-    Status send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand);
+    // With `parts` (one per candidate, from the change feed), a block of which only part was
+    // written goes as that range when the peer takes ranges: the rest of it is the base's.
+    Status send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand,
+                std::span<const DirtyBlock> parts = {});
     // An empty batch: the replica, waiting for the next one, knows the cycle is alive.
     Status keepalive(uint32_t d);
     // A finished transfer shows its average rate.
@@ -228,12 +240,14 @@ class Replicator {
     RateMeter::Clock::time_point rate_reported_;
     uint64_t to_send_ = 0, done_bytes_ = 0;
     std::vector<uint8_t> buf_;
+    std::vector<uint8_t> range_buf_;  // the ranges' bytes, which follow the blocks' in a batch
   };
   // Opens each disk once and sends its candidates (candidates[d] for disk d).
   Status send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan, std::vector<BlockIndex>& now,
                      const std::vector<std::vector<uint64_t>>& candidates, SendTally& tally);
   Status send_blocks(BlockSender& sender, const VmRecord& vm, std::vector<BlockIndex>& now,
-                     const std::vector<std::vector<uint64_t>>& candidates);
+                     const std::vector<std::vector<uint64_t>>& candidates,
+                     const std::vector<std::vector<DirtyBlock>>* parts = nullptr);
   // Scans disk `d` into now[d] and sends what differs from base[d] while the scan goes on.
   // link_failed: the failure is the channel's (a network failure), not the scan's.
   Status scan_and_send(ThreadCtx& t, BlockSender& sender, const VmRecord& vm, const std::vector<BlockIndex>& base,
@@ -285,6 +299,11 @@ class Replicator {
   std::map<Guid, std::shared_ptr<std::mutex>> vm_locks_;
   std::map<Guid, std::unique_ptr<ReplicaStore>> replica_stores_;
   std::map<Guid, std::unique_ptr<ChangeFeed>> feeds_;
+  // VMs whose last cycle sent ranges and failed: the next one sends whole blocks. A range
+  // stands on the rest of its block being unchanged since the view; a write outside it that
+  // landed while the block was read makes the replica's root disagree, and whole blocks then
+  // carry what was read.
+  std::set<Guid> whole_blocks_next_;
   std::map<Guid, std::unique_ptr<CycleHistory>> histories_;
   std::map<Guid, uv_timer_t*> timers_;  // loop thread
   std::map<Guid, std::shared_ptr<Job>> cycle_jobs_;  // the running cycle job per VM

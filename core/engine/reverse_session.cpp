@@ -182,6 +182,7 @@ Result<std::string> ReplicaSession::reverse_request(const proto::Request& m) {
       if (cf) {
         source = "change-feed";
         DiskBlockSets pending = cf->pending();
+        for (auto& units : pending) units = r_.feed_blocks(units);
         for (size_t d = 0; d < nd; ++d) {
           now[d] = acked[d].clone();
           if (d < pending.size()) {

@@ -3,6 +3,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include <algorithm>
 #include <bit>
 #include <memory>
 #include <string>
@@ -65,6 +66,45 @@ Status check_list(std::string_view name, const std::vector<uint64_t>& list, uint
   return Status::OK();
 }
 
+// "3 data blocks", "3 data blocks and 2 ranges": what a batch's data is made of.
+std::string contents(const BlockBatch& b) {
+  std::string s = n2s(b.data_blocks.size()) + " data blocks";
+  if (!b.ranges.empty()) s += " and " + n2s(b.ranges.size()) + " ranges";
+  return s;
+}
+
+uint64_t block_length(uint64_t block, uint64_t block_count, const BatchGeometry& g) {
+  return block + 1 == block_count ? g.disk_size - block * g.block_size : g.block_size;
+}
+
+// The ranges' own rules; their data bytes through `bytes`.
+Status check_ranges(const BlockBatch& b, uint64_t block_count, const BatchGeometry& g, uint64_t& bytes) {
+  bytes = 0;
+  if (b.ranges.size() > kMaxBatchRanges) {
+    return Status::InvalidParameter("block_batch: ranges has " + n2s(b.ranges.size()) + " entries, above the " +
+                                    n2s(kMaxBatchRanges) + "-entry limit");
+  }
+  for (std::size_t k = 0; k < b.ranges.size(); ++k) {
+    const BlockRange& r = b.ranges[k];
+    const std::string which = "block_batch: range " + n2s(k) + " (block " + n2s(r.block) + ")";
+    if (k > 0 && r.block <= b.ranges[k - 1].block)
+      return Status::IncorrectDataType(which + " is not in strictly ascending block order");
+    if (r.block >= block_count)
+      return Status::IncorrectDataType(which + " is past the disk's " + n2s(block_count) + " blocks");
+    const uint64_t len = block_length(r.block, block_count, g);
+    if (r.length == 0 || uint64_t{r.offset} + r.length > len)
+      return Status::IncorrectDataType(which + ": " + n2s(r.length) + " bytes at offset " + n2s(r.offset) +
+                                       " do not fit a block of " + n2s(len) + " bytes");
+    if (r.offset == 0 && r.length == len)
+      return Status::IncorrectDataType(which + " is the whole block: a data block, not a range");
+    if (std::binary_search(b.zero_blocks.begin(), b.zero_blocks.end(), r.block) ||
+        std::binary_search(b.data_blocks.begin(), b.data_blocks.end(), r.block))
+      return Status::IncorrectDataType(which + " is also a zero or data block of the batch");
+    bytes += r.length;
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status check_zstd_level(int level) {
@@ -98,15 +138,16 @@ Status check_batch(const BlockBatch& b, const BatchGeometry& g) {
     if (b.zero_blocks[z] < b.data_blocks[d]) ++z;
     else ++d;
   }
-  uint64_t expected = batch_raw_size(b.data_blocks, g);
+  uint64_t range_bytes = 0;
+  VMREPL_RETURN_IF_ERROR(check_ranges(b, block_count, g, range_bytes));
+  uint64_t expected = batch_raw_size(b.data_blocks, g) + range_bytes;
   if (expected > kMaxBatchRawBytes) {
-    return Status::InvalidParameter("block_batch: " + n2s(b.data_blocks.size()) + " data blocks hold " +
-                                    n2s(expected) + " bytes, above the " + n2s(kMaxBatchRawBytes) +
-                                    "-byte batch limit");
+    return Status::InvalidParameter("block_batch: " + contents(b) + " hold " + n2s(expected) +
+                                    " bytes, above the " + n2s(kMaxBatchRawBytes) + "-byte batch limit");
   }
   if (b.raw_size != expected) {
-    return Status::IncorrectDataType("block_batch: raw_size is " + n2s(b.raw_size) + " but its " +
-                                     n2s(b.data_blocks.size()) + " data blocks hold " + n2s(expected) + " bytes");
+    return Status::IncorrectDataType("block_batch: raw_size is " + n2s(b.raw_size) + " but its " + contents(b) +
+                                     " hold " + n2s(expected) + " bytes");
   }
   if (b.codec == Codec::Raw) {
     if (b.payload.size() != b.raw_size) {
@@ -147,10 +188,12 @@ Result<BlockBatch> build_batch(BlockBatch batch, std::vector<uint8_t> data, cons
   uint64_t block_count = BlockIndex::block_count_for(g.disk_size, g.block_size);
   // Index checks first: batch_raw_size() needs every index inside the disk.
   VMREPL_RETURN_IF_ERROR(check_list("data_blocks", batch.data_blocks, block_count));
-  uint64_t need = batch_raw_size(batch.data_blocks, g);
+  uint64_t range_bytes = 0;
+  VMREPL_RETURN_IF_ERROR(check_ranges(batch, block_count, g, range_bytes));
+  uint64_t need = batch_raw_size(batch.data_blocks, g) + range_bytes;
   if (data.size() != need) {
-    return Status::InvalidParameter("block_batch: data is " + n2s(data.size()) + " bytes; its " +
-                                    n2s(batch.data_blocks.size()) + " data blocks need " + n2s(need));
+    return Status::InvalidParameter("block_batch: data is " + n2s(data.size()) + " bytes; its " + contents(batch) +
+                                    " need " + n2s(need));
   }
   batch.raw_size = need;
   batch.codec = Codec::Raw;

@@ -45,13 +45,15 @@ uint64_t batch_raw_size(std::span<const uint64_t> data_blocks, const BatchGeomet
 //     and a disk size within the model's limit; more than kMaxBatchBlocks entries in a list;
 //     raw data above kMaxBatchRawBytes;
 //   IncorrectDataType: a list not strictly ascending, an index past the disk's last block, a
-//     block in both lists, raw_size not the size of the data blocks, a raw payload of another
-//     size, a zstd payload that is not exactly one frame declaring raw_size bytes.
+//     block in two lists, a range that is empty, runs past its block or is the whole block,
+//     raw_size not the size of the data blocks and ranges, a raw payload of another size, a
+//     zstd payload that is not exactly one frame declaring raw_size bytes.
+//   (more than kMaxBatchRanges ranges is InvalidParameter.)
 Status check_batch(const BlockBatch& batch, const BatchGeometry& geometry);
 
-// Completes `batch` (seq, vm_id, cycle_id, disk, zero_blocks and data_blocks set by the
-// caller) with `data`, the data blocks' bytes in order: sets raw_size, codec and payload.
-// `data` is moved into the payload when it is sent raw. InvalidParameter for a bad zstd level
+// Completes `batch` (seq, vm_id, cycle_id, disk, zero_blocks, data_blocks and ranges set by
+// the caller) with `data`, the data blocks' then the ranges' bytes in order: sets raw_size,
+// codec and payload. `data` is moved into the payload when it is sent raw. InvalidParameter for a bad zstd level
 // or `data` of another size than the blocks need; otherwise the errors of check_batch().
 Result<BlockBatch> build_batch(BlockBatch batch, std::vector<uint8_t> data, const BatchGeometry& geometry,
                                const BatchCompression& compression);

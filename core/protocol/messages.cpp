@@ -165,6 +165,12 @@ void put(std::vector<uint8_t>& out, const BlockBatch& m) {
   w.key("disk").u(m.disk);
   w.key("zero_blocks").u64s(m.zero_blocks);
   w.key("data_blocks").u64s(m.data_blocks);
+  if (!m.ranges.empty()) {
+    std::vector<uint64_t> flat;
+    flat.reserve(3 * m.ranges.size());
+    for (const auto& r : m.ranges) flat.insert(flat.end(), {r.block, r.offset, r.length});
+    w.key("ranges").u64s(flat);
+  }
   w.key("codec").u(static_cast<uint8_t>(m.codec));
   w.key("raw_size").u(m.raw_size);
   w.key("payload").bin(m.payload);
@@ -616,6 +622,19 @@ Result<Message> read_block_batch(Reader& r) {
   VMREPL_RETURN_IF_ERROR(r.uint("disk", m.disk));
   VMREPL_RETURN_IF_ERROR(r.u64s("zero_blocks", m.zero_blocks, kMaxBatchBlocks));
   VMREPL_RETURN_IF_ERROR(r.u64s("data_blocks", m.data_blocks, kMaxBatchBlocks));
+  if (r.has("ranges")) {
+    std::vector<uint64_t> flat;
+    VMREPL_RETURN_IF_ERROR(r.u64s("ranges", flat, 3 * kMaxBatchRanges));
+    if (flat.size() % 3 != 0)
+      return Status::InvalidParameter("block_batch: field 'ranges' has " + n2s(flat.size()) +
+                                      " integers, not (block, offset, length) triples");
+    m.ranges.reserve(flat.size() / 3);
+    for (std::size_t k = 0; k < flat.size(); k += 3) {
+      if (flat[k + 1] > UINT32_MAX || flat[k + 2] > UINT32_MAX)
+        return Status::InvalidParameter("block_batch: range " + n2s(k / 3) + " has an offset or length above 2^32");
+      m.ranges.push_back(BlockRange{flat[k], static_cast<uint32_t>(flat[k + 1]), static_cast<uint32_t>(flat[k + 2])});
+    }
+  }
   uint8_t codec = 0;
   VMREPL_RETURN_IF_ERROR(r.uint("codec", codec));
   if (codec > static_cast<uint8_t>(Codec::Zstd)) {

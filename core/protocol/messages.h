@@ -118,10 +118,26 @@ struct CycleBegin {
 // Wire numbers of BlockBatch::codec: never renumber.
 enum class Codec : uint8_t { Raw = 0, Zstd = 1 };
 
+// Part of a block: `length` bytes from byte `offset` of it; the rest of the block is what the
+// receiver holds already. A change feed records 4 KiB units, so a small write need not ship
+// its whole block.
+struct BlockRange {
+  uint64_t block = 0;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  bool operator==(const BlockRange&) const = default;
+};
+
+// The capability (Hello, HelloReply) of a peer that takes BlockBatch::ranges. A peer without
+// it is sent whole blocks only.
+inline constexpr std::string_view kBlockRangesCapability = "block-ranges";
+
 // Blocks of one disk (see block_batch.h for building and opening one). Zero blocks are
 // markers only; the data of data_blocks is in `payload`, in order, each block_size bytes
-// except a partial last block of the disk, as one zstd frame when codec is Zstd. Both index
-// lists are strictly ascending and disjoint.
+// except a partial last block of the disk, then the bytes of each range in order, as one zstd
+// frame when codec is Zstd. The three lists are strictly ascending by block and disjoint; a
+// range is never a whole block (that is a data block). Encoded only when not empty ("ranges":
+// block, offset, length, ... flat), so a batch of whole blocks is what version-1 peers read.
 struct BlockBatch {
   uint64_t seq = 0;
   Guid vm_id;
@@ -129,16 +145,17 @@ struct BlockBatch {
   uint32_t disk = 0;
   std::vector<uint64_t> zero_blocks;
   std::vector<uint64_t> data_blocks;
+  std::vector<BlockRange> ranges;
   Codec codec = Codec::Raw;
-  uint64_t raw_size = 0;  // bytes of the data_blocks' data before compression
+  uint64_t raw_size = 0;  // bytes of the data blocks' and ranges' data before compression
   std::vector<uint8_t> payload;
   bool operator==(const BlockBatch&) const = default;
 };
 
-// An upper bound of a batch's encoded size: its payload, at most 9 bytes per block index
-// (msgpack uint64) and the fixed keys and header.
+// An upper bound of a batch's encoded size: its payload, at most 9 bytes per integer of the
+// lists (msgpack uint64) and the fixed keys and header.
 inline uint64_t encoded_batch_bytes(const BlockBatch& b) {
-  return b.payload.size() + 9 * (b.zero_blocks.size() + b.data_blocks.size()) + 256;
+  return b.payload.size() + 9 * (b.zero_blocks.size() + b.data_blocks.size() + 3 * b.ranges.size()) + 256;
 }
 
 struct CycleEnd {

@@ -19,6 +19,8 @@ inline constexpr uint32_t kProtocolVersion = 1;
 inline constexpr uint32_t kMaxBatchRawBytes = BlockIndex::kMaxBlockSize;
 // Entries of a batch's zero_blocks, and separately of its data_blocks.
 inline constexpr std::size_t kMaxBatchBlocks = 65536;
+// Entries of a batch's ranges (a batch of small writes).
+inline constexpr std::size_t kMaxBatchRanges = 4096;
 // Disks of one VM (disk_sizes, disk_roots).
 inline constexpr std::size_t kMaxDisks = 256;
 // capabilities entries.
@@ -38,12 +40,12 @@ inline constexpr std::size_t kMaxFields = 128;
 inline constexpr std::size_t kMaxNesting = 8;
 // Array elements plus map entries of one message, so the decoded form never exceeds a few
 // MiB however the bytes are arranged.
-inline constexpr std::size_t kMaxElements = 2 * kMaxBatchBlocks + 4096;
+inline constexpr std::size_t kMaxElements = 2 * kMaxBatchBlocks + 3 * kMaxBatchRanges + 4096;
 
 // The frame limit protocol peers use (ConnectionOptions::max_frame_size): the largest batch,
-// its two index lists at 9 bytes an entry, and the other fields.
+// its lists at 9 bytes an integer, and the other fields.
 inline constexpr uint32_t kMaxFrameBytes = 18u << 20;
-static_assert(kMaxBatchRawBytes + 2 * kMaxBatchBlocks * 9 + (64u << 10) < kMaxFrameBytes);
+static_assert(kMaxBatchRawBytes + (2 * kMaxBatchBlocks + 3 * kMaxBatchRanges) * 9 + (64u << 10) < kMaxFrameBytes);
 static_assert(kMaxJsonBytes + 4 * kMaxTextBytes < kMaxFrameBytes);
 
 }  // namespace vmrepl::protocol

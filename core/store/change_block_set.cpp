@@ -95,6 +95,38 @@ std::string to_string(const BlockSet& set) {
 
 std::ostream& operator<<(std::ostream& os, const BlockSet& set) { return os << to_string(set); }
 
+BlockSet coarsen(const BlockSet& units, uint32_t unit, uint32_t block_size) {
+  const uint64_t per = block_size / unit;
+  BlockSet out;
+  units.for_each_run([&](const BlockRun& r) {
+    const uint64_t first = r.first / per, last = (r.end() - 1) / per;
+    out.insert(first, last - first + 1);
+  });
+  return out;
+}
+
+std::vector<DirtyBlock> dirty_blocks(const BlockSet& units, uint32_t unit, uint32_t block_size,
+                                     uint64_t disk_size) {
+  const uint64_t per = block_size / unit;
+  std::vector<DirtyBlock> out;
+  units.for_each_run([&](const BlockRun& r) {
+    for (uint64_t u = r.first; u < r.end();) {
+      const uint64_t block = u / per;
+      const uint64_t end = std::min(r.end(), (block + 1) * per);
+      const uint64_t base = block * block_size;
+      const uint64_t lo = u * unit - base;
+      const uint64_t hi = std::min(end * uint64_t{unit}, disk_size) - base;
+      if (!out.empty() && out.back().block == block) {
+        out.back().hi = static_cast<uint32_t>(hi);  // runs ascend: only the end grows
+      } else {
+        out.push_back(DirtyBlock{block, static_cast<uint32_t>(lo), static_cast<uint32_t>(hi)});
+      }
+      u = end;
+    }
+  });
+  return out;
+}
+
 void merge_into(DiskBlockSets& a, const DiskBlockSets& b) {
   if (a.size() < b.size()) a.resize(b.size());
   for (std::size_t d = 0; d < b.size(); ++d) a[d].insert(b[d]);

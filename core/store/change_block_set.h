@@ -79,6 +79,23 @@ std::ostream& operator<<(std::ostream& os, const BlockSet& set);
 // One BlockSet per disk of a VM, indexed by disk number.
 using DiskBlockSets = std::vector<BlockSet>;
 
+// A set of fine units (the change feed records 4 KiB units, so a small write does not cost a
+// whole replication block) seen in blocks of `block_size` bytes. REQUIRES (both functions):
+// unit and block_size are powers of two, unit <= block_size.
+//
+// The blocks holding at least one unit of `units`.
+BlockSet coarsen(const BlockSet& units, uint32_t unit, uint32_t block_size);
+// Each block holding units, ascending, with the bytes [lo, hi) from its first unit's start to
+// its last unit's end, clamped to the disk's `disk_size` (the last block may be short).
+struct DirtyBlock {
+  uint64_t block = 0;
+  uint32_t lo = 0;
+  uint32_t hi = 0;
+  bool operator==(const DirtyBlock&) const = default;
+};
+std::vector<DirtyBlock> dirty_blocks(const BlockSet& units, uint32_t unit, uint32_t block_size,
+                                     uint64_t disk_size);
+
 // Union of `b` into `a` disk by disk; `a` grows to b.size() disks when shorter.
 void merge_into(DiskBlockSets& a, const DiskBlockSets& b);
 

@@ -11,6 +11,7 @@
 #include <limits>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "core/blocks/block_index.h"
@@ -136,6 +137,24 @@ const RecoveryPoint* find_point(const std::vector<RecoveryPoint>& pts, uint64_t 
   for (const auto& p : pts)
     if (p.seq == seq) return &p;
   return nullptr;
+}
+
+// Appends to `out` (cleared first) the parts of the sorted, disjoint, non-adjacent ranges
+// `want` that the ranges `have` (likewise) do not cover: maximal runs, in order.
+void subtract(const std::vector<std::pair<uint32_t, uint32_t>>& want,
+              const std::vector<std::pair<uint32_t, uint32_t>>& have,
+              std::vector<std::pair<uint32_t, uint32_t>>* out) {
+  out->clear();
+  for (const auto& [b, e] : want) {
+    auto it = std::lower_bound(have.begin(), have.end(), b,
+                               [](const auto& x, uint32_t v) { return x.second <= v; });
+    uint32_t cur = b;
+    for (; it != have.end() && it->first < e; ++it) {
+      if (it->first > cur) out->emplace_back(cur, it->first);
+      cur = std::max(cur, it->second);
+    }
+    if (cur < e) out->emplace_back(cur, e);
+  }
 }
 
 struct FileId {
@@ -388,16 +407,22 @@ Status ReplicaStore::play_back(uint64_t seq, const std::vector<int>& fds, bool r
   std::vector<std::byte> zeros(bs);
   auto scan = reader->read(
       [&](std::span<const UndoRecord> records) -> Status {
+        // A log's records of one block are disjoint (undo_log.h): any order restores them.
         for (const auto& r : records) {
-          const uint64_t off = r.block * bs;
+          const uint64_t off = r.block * bs + r.offset;
           std::span<const std::byte> data = r.data;
           if (r.zero)
             data = std::span<const std::byte>(zeros).first(
-                UndoLog::block_length(disk_sizes_[r.disk], bs, r.block));
+                r.is_range() ? r.range_length
+                             : UndoLog::block_length(disk_sizes_[r.disk], bs, r.block));
           auto w = write_block(fds[r.disk], off, data);
           if (!w.ok())
             return w.status().Annotate("restoring disk " + std::to_string(r.disk) + " block " +
-                                       std::to_string(r.block) + " from " + undo_path(seq));
+                                       std::to_string(r.block) +
+                                       (r.is_range() ? " bytes " + std::to_string(r.offset) + ".." +
+                                                           std::to_string(r.offset + r.range_length)
+                                                     : std::string()) +
+                                       " from " + undo_path(seq));
           ++*restored;
         }
         return Status::OK();
@@ -632,7 +657,8 @@ ReplicaStore::Apply::Apply(ReplicaStore* store, uint64_t seq, RecoveryPointType 
       seq_(seq),
       type_(type),
       log_(std::move(log)),
-      logged_(store->disk_sizes_.size()) {
+      logged_(store->disk_sizes_.size()),
+      partly_logged_(store->disk_sizes_.size()) {
   stats_.log_bytes = log_.size();
 }
 
@@ -650,7 +676,7 @@ Status ReplicaStore::Apply::fail(Status st) {
   return st;
 }
 
-Status ReplicaStore::Apply::check_update(uint32_t disk, uint64_t block, size_t length) const {
+Status ReplicaStore::Apply::check_block(uint32_t disk, uint64_t block) const {
   if (state_ == State::Failed) return failure_;
   if (state_ != State::Open)
     return Status::InvalidState("the apply of point " + std::to_string(seq_) + " is finished");
@@ -664,19 +690,45 @@ Status ReplicaStore::Apply::check_update(uint32_t disk, uint64_t block, size_t l
     return Status::InvalidParameter("disk " + std::to_string(disk) + " block " +
                                     std::to_string(block) + " is past the end (" +
                                     std::to_string(blocks) + " blocks)");
-  const uint64_t want = UndoLog::block_length(sizes[disk], store_->block_size_, block);
-  if (length != 0 && length != want)
+  return Status::OK();
+}
+
+Status ReplicaStore::Apply::check_update(uint32_t disk, uint64_t block, uint32_t offset,
+                                         size_t length, bool partial_ok) const {
+  VMREPL_RETURN_IF_ERROR(check_block(disk, block));
+  const uint64_t want =
+      UndoLog::block_length(store_->disk_sizes_[disk], store_->block_size_, block);
+  const bool whole = offset == 0 && (length == 0 || length == want);
+  const bool partial = partial_ok && length != 0 && length <= want && offset <= want - length;
+  if (!whole && !partial)
     return Status::InvalidParameter("disk " + std::to_string(disk) + " block " +
                                     std::to_string(block) + ": " + std::to_string(length) +
-                                    " bytes given; the block holds " + std::to_string(want));
+                                    " bytes given at offset " + std::to_string(offset) +
+                                    "; the block holds " + std::to_string(want));
   return Status::OK();
+}
+
+Status ReplicaStore::Apply::read_block(uint32_t disk, uint64_t block,
+                                       std::span<std::byte> out) const {
+  VMREPL_RETURN_IF_ERROR(check_block(disk, block));
+  const uint32_t bs = store_->block_size_;
+  const uint64_t want = UndoLog::block_length(store_->disk_sizes_[disk], bs, block);
+  if (out.size() != want)
+    return Status::InvalidParameter("disk " + std::to_string(disk) + " block " +
+                                    std::to_string(block) + ": a buffer of " +
+                                    std::to_string(out.size()) + " bytes; the block holds " +
+                                    std::to_string(want));
+  // A hole reads as zeros.
+  return pread_full(store_->images_[disk].get(), out, block * bs)
+      .Annotate("reading disk " + std::to_string(disk) + " block " + std::to_string(block) +
+                " of " + store_->image_path(disk));
 }
 
 Status ReplicaStore::Apply::write(uint32_t disk, uint64_t block, std::span<const std::byte> data) {
   if (data.empty())
     return Status::InvalidParameter("write of disk " + std::to_string(disk) + " block " +
                                     std::to_string(block) + " without data (use write_zero)");
-  VMREPL_RETURN_IF_ERROR(check_update(disk, block, data.size()));
+  VMREPL_RETURN_IF_ERROR(check_update(disk, block, 0, data.size(), false));
   Queued q{disk, block, queue_buf_.size(), 0};
   if (!is_all_zero(data)) {
     queue_buf_.insert(queue_buf_.end(), data.begin(), data.end());
@@ -688,7 +740,7 @@ Status ReplicaStore::Apply::write(uint32_t disk, uint64_t block, std::span<const
 }
 
 Status ReplicaStore::Apply::write_zero(uint32_t disk, uint64_t block) {
-  VMREPL_RETURN_IF_ERROR(check_update(disk, block, 0));
+  VMREPL_RETURN_IF_ERROR(check_update(disk, block, 0, 0, false));
   queue_.push_back(Queued{disk, block, 0, 0});
   if (queue_.size() >= max_batch_blocks()) return apply_batch();
   return Status::OK();
@@ -717,131 +769,234 @@ Status ReplicaStore::Apply::apply_batch() {
 Status ReplicaStore::Apply::apply_batch(std::span<const BlockUpdate> updates) {
   VMREPL_RETURN_IF_ERROR(apply_batch());
   for (const auto& u : updates)
-    VMREPL_RETURN_IF_ERROR(check_update(u.disk, u.block, u.data.size()));
+    VMREPL_RETURN_IF_ERROR(check_update(u.disk, u.block, u.offset, u.data.size(), true));
   const std::size_t step = max_batch_blocks();
   for (std::size_t i = 0; i < updates.size(); i += step)
     VMREPL_RETURN_IF_ERROR(apply_one_batch(updates.subspan(i, std::min(step, updates.size() - i))));
   return Status::OK();
 }
 
+void ReplicaStore::Apply::mark_logged(uint32_t disk, uint64_t block, uint32_t begin, uint32_t end,
+                                      uint32_t length) {
+  if (begin == 0 && end == length) {
+    logged_[disk].insert(block);
+    return;
+  }
+  Ranges& r = partly_logged_[disk][block];
+  // Merge with every range it overlaps or touches.
+  auto lo = std::lower_bound(r.begin(), r.end(), begin,
+                             [](const auto& x, uint32_t b) { return x.second < b; });
+  auto hi = lo;
+  while (hi != r.end() && hi->first <= end) {
+    begin = std::min(begin, hi->first);
+    end = std::max(end, hi->second);
+    ++hi;
+  }
+  lo = r.erase(lo, hi);
+  r.insert(lo, {begin, end});
+  if (r.size() == 1 && r.front() == std::pair<uint32_t, uint32_t>(0, length)) {
+    partly_logged_[disk].erase(block);
+    logged_[disk].insert(block);
+  }
+}
+
 Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates) {
   const uint32_t bs = store_->block_size_;
   const auto& sizes = store_->disk_sizes_;
+  enum Kind : uint8_t { kData, kZero, kPartial };
 
-  // The blocks this batch touches whose pre-image is not logged yet, sorted, each once.
-  struct Need {
+  // The bytes each update overwrites, for blocks whose pre-image is not wholly logged yet.
+  struct Touch {
     uint32_t disk;
     uint64_t block;
-    bool all_zero;      // every write to it in this batch is zero
-    bool skip = false;  // zero over zero: nothing to log or write
-    std::size_t offset = 0;
-    bool pre_zero = false;
+    uint32_t begin;
+    uint32_t end;
+    bool zero_block;  // a whole zero block
   };
-  std::vector<Need> needs;
-  std::vector<uint8_t> zero(updates.size());
+  std::vector<Touch> touches;
+  touches.reserve(updates.size());
+  std::vector<uint8_t> kind(updates.size());
   for (std::size_t i = 0; i < updates.size(); ++i) {
     const auto& u = updates[i];
-    zero[i] = u.data.empty() || is_all_zero(u.data);
-    if (logged_[u.disk].count(u.block) == 0) needs.push_back(Need{u.disk, u.block, zero[i] != 0});
+    const auto len = static_cast<uint32_t>(UndoLog::block_length(sizes[u.disk], bs, u.block));
+    const bool whole = u.offset == 0 && (u.data.empty() || u.data.size() == len);
+    kind[i] = !whole ? kPartial : u.data.empty() || is_all_zero(u.data) ? kZero : kData;
+    if (logged_[u.disk].count(u.block) != 0) continue;
+    if (whole)
+      touches.push_back(Touch{u.disk, u.block, 0, len, kind[i] == kZero});
+    else
+      touches.push_back(Touch{u.disk, u.block, u.offset,
+                              u.offset + static_cast<uint32_t>(u.data.size()), false});
   }
-  std::sort(needs.begin(), needs.end(), [](const Need& a, const Need& b) {
-    return std::pair(a.disk, a.block) < std::pair(b.disk, b.block);
+  std::sort(touches.begin(), touches.end(), [](const Touch& a, const Touch& b) {
+    return std::tuple(a.disk, a.block, a.begin) < std::tuple(b.disk, b.block, b.begin);
   });
-  std::size_t w = 0;
-  for (std::size_t r = 0; r < needs.size(); ++r) {
-    if (w > 0 && needs[w - 1].disk == needs[r].disk && needs[w - 1].block == needs[r].block) {
-      needs[w - 1].all_zero = needs[w - 1].all_zero && needs[r].all_zero;
-    } else {
-      needs[w++] = needs[r];
-    }
-  }
-  needs.resize(w);
 
-  // Read the pre-images, runs of adjacent blocks with one sparse-aware read each.
+  // What to log: per block, each maximal run of the bytes this batch overwrites that has no
+  // pre-image logged yet. Those bytes were never overwritten in this apply, so the image
+  // still holds their original content, and the pieces of one block (in this batch and
+  // across batches) are disjoint: play-back order inside the log does not matter.
+  struct Piece {
+    uint32_t disk;
+    uint64_t block;
+    uint32_t begin;
+    uint32_t end;
+    bool whole;             // the whole block, none of it logged before: a whole record
+    bool zero_writes;       // whole: every write to it in this batch is a zero block
+    bool skip = false;      // zero over zero: nothing to log or write
+    bool pre_zero = false;  // the old bytes are all zero (or a hole)
+    std::size_t at = 0;     // where its old bytes lie in the pre-image buffer
+  };
+  std::vector<Piece> pieces;
+  pieces.reserve(touches.size());
+  std::vector<std::pair<uint32_t, uint32_t>> needed, missing;
+  for (std::size_t i = 0; i < touches.size();) {
+    const uint32_t disk = touches[i].disk;
+    const uint64_t block = touches[i].block;
+    const auto len = static_cast<uint32_t>(UndoLog::block_length(sizes[disk], bs, block));
+    bool zero_writes = true;
+    needed.clear();
+    std::size_t j = i;
+    for (; j < touches.size() && touches[j].disk == disk && touches[j].block == block; ++j) {
+      const Touch& t = touches[j];
+      zero_writes = zero_writes && t.zero_block;
+      if (!needed.empty() && t.begin <= needed.back().second)
+        needed.back().second = std::max(needed.back().second, t.end);
+      else
+        needed.emplace_back(t.begin, t.end);
+    }
+    i = j;
+    auto& partly = partly_logged_[disk];
+    auto part = partly.empty() ? partly.end() : partly.find(block);
+    if (part == partly.end()) {
+      if (needed.size() == 1 && needed[0].first == 0 && needed[0].second == len) {
+        pieces.push_back(Piece{disk, block, 0, len, true, zero_writes});
+        continue;
+      }
+      missing = needed;
+    } else {
+      subtract(needed, part->second, &missing);
+    }
+    for (const auto& [b, e] : missing) pieces.push_back(Piece{disk, block, b, e, false, false});
+  }
+
+  // Read the old bytes: runs of adjacent whole blocks with one sparse-aware read each, ranges
+  // with a pread each.
   uint64_t total = 0;
-  for (auto& n : needs) {
-    n.offset = total;
-    total += UndoLog::block_length(sizes[n.disk], bs, n.block);
+  for (auto& p : pieces) {
+    p.at = total;
+    total += p.end - p.begin;
   }
   // The store's pre-image buffer serves every batch of every apply: its pages stay mapped.
   if (store_->preimages_.size() < total) store_->preimages_.resize(total);
   std::span<std::byte> pre(store_->preimages_.data(), total);
   std::vector<uint8_t> holes;
-  for (std::size_t i = 0; i < needs.size();) {
+  for (std::size_t i = 0; i < pieces.size();) {
+    const int fd = store_->images_[pieces[i].disk].get();
+    if (!pieces[i].whole) {
+      Piece& p = pieces[i];
+      auto old = pre.subspan(p.at, p.end - p.begin);
+      Status st = pread_full(fd, old, p.block * bs + p.begin);
+      if (!st.ok())
+        return fail(st.Annotate("reading pre-images of " + store_->image_path(p.disk)));
+      p.pre_zero = is_all_zero(std::span<const std::byte>(old));
+      ++i;
+      continue;
+    }
     std::size_t j = i + 1;
-    while (j < needs.size() && needs[j].disk == needs[i].disk &&
-           needs[j].block == needs[j - 1].block + 1)
+    while (j < pieces.size() && pieces[j].whole && pieces[j].disk == pieces[i].disk &&
+           pieces[j].block == pieces[j - 1].block + 1)
       ++j;
-    const uint64_t begin = needs[i].offset;
-    const uint64_t end =
-        needs[j - 1].offset + UndoLog::block_length(sizes[needs[i].disk], bs, needs[j - 1].block);
+    const uint64_t begin = pieces[i].at;
+    const uint64_t end = pieces[j - 1].at + (pieces[j - 1].end - pieces[j - 1].begin);
     holes.assign(j - i, 0);
-    auto r = read_blocks(store_->images_[needs[i].disk].get(), needs[i].block * bs,
-                         pre.subspan(begin, end - begin), bs, holes);
+    auto r = read_blocks(fd, pieces[i].block * bs, pre.subspan(begin, end - begin), bs, holes);
     if (!r.ok())
       return fail(
-          r.status().Annotate("reading pre-images of " + store_->image_path(needs[i].disk)));
+          r.status().Annotate("reading pre-images of " + store_->image_path(pieces[i].disk)));
     for (std::size_t k = i; k < j; ++k) {
-      Need& n = needs[k];
-      const uint64_t len = UndoLog::block_length(sizes[n.disk], bs, n.block);
-      n.pre_zero =
-          holes[k - i] != 0 || is_all_zero(std::span<const std::byte>(pre.subspan(n.offset, len)));
-      n.skip = n.pre_zero && n.all_zero;
+      Piece& p = pieces[k];
+      p.pre_zero = holes[k - i] != 0 ||
+                   is_all_zero(std::span<const std::byte>(pre.subspan(p.at, p.end - p.begin)));
+      p.skip = p.pre_zero && p.zero_writes;
     }
     i = j;
   }
 
   std::vector<UndoRecord> records;
-  for (const auto& n : needs) {
-    if (n.skip) continue;
-    const uint64_t len = UndoLog::block_length(sizes[n.disk], bs, n.block);
-    records.push_back(UndoRecord{n.disk, n.block, n.pre_zero,
-                                 n.pre_zero
-                                     ? std::span<const std::byte>{}
-                                     : std::span<const std::byte>(pre.subspan(n.offset, len))});
+  records.reserve(pieces.size());
+  for (const auto& p : pieces) {
+    if (p.skip) continue;
+    const auto old = p.pre_zero ? std::span<const std::byte>{}
+                                : std::span<const std::byte>(pre.subspan(p.at, p.end - p.begin));
+    if (p.whole)
+      records.push_back(UndoRecord{p.disk, p.block, p.pre_zero, old});
+    else
+      records.push_back(UndoRecord{p.disk, p.block, p.pre_zero, old, p.begin, p.end - p.begin});
   }
-  // The log must be durable before the first byte of the image changes.
-  if (!records.empty()) {
-    Status st = log_.append_batch(records, sizes);
+  // The log must be durable before the first byte of the image changes. Many small ranges
+  // can outgrow one undo batch: then several, all before any write.
+  for (std::size_t k = 0; k < records.size();) {
+    std::size_t e = k;
+    uint64_t payload = 0;
+    while (e < records.size() &&
+           (e == k || payload + UndoLog::kRecordHeaderSize + records[e].data.size() <=
+                          UndoLog::kMaxBatchPayload)) {
+      payload += UndoLog::kRecordHeaderSize + records[e].data.size();
+      ++e;
+    }
+    Status st = log_.append_batch(std::span<const UndoRecord>(records).subspan(k, e - k), sizes);
     if (!st.ok()) return fail(st);
     ++stats_.batches;
-    stats_.preimages += records.size();
     stats_.log_bytes = log_.size();
-    for (const auto& r : records) logged_[r.disk].insert(r.block);
+    k = e;
   }
+  stats_.preimages += records.size();
+  for (const auto& r : records) stats_.preimage_bytes += r.data.size();
+  for (const auto& p : pieces)
+    if (!p.skip)
+      mark_logged(p.disk, p.block, p.begin, p.end,
+                  static_cast<uint32_t>(UndoLog::block_length(sizes[p.disk], bs, p.block)));
 
+  // Where this batch wrote, per disk, for the writeback below.
+  std::vector<std::pair<uint64_t, uint64_t>> span(sizes.size(), {UINT64_MAX, 0});
   for (std::size_t i = 0; i < updates.size(); ++i) {
     const auto& u = updates[i];
     const uint64_t len = UndoLog::block_length(sizes[u.disk], bs, u.block);
-    if (zero[i]) {
-      auto it = std::lower_bound(needs.begin(), needs.end(), std::pair(u.disk, u.block),
-                                 [](const Need& n, const std::pair<uint32_t, uint64_t>& k) {
-                                   return std::pair(n.disk, n.block) < k;
+    uint64_t at = u.block * bs;
+    std::span<const std::byte> data = u.data;
+    if (kind[i] == kPartial) {
+      at += u.offset;
+    } else if (kind[i] == kZero) {
+      auto it = std::lower_bound(pieces.begin(), pieces.end(), std::pair(u.disk, u.block),
+                                 [](const Piece& p, const std::pair<uint32_t, uint64_t>& k) {
+                                   return std::pair(p.disk, p.block) < k;
                                  });
-      if (it != needs.end() && it->disk == u.disk && it->block == u.block && it->skip) {
+      if (it != pieces.end() && it->disk == u.disk && it->block == u.block && it->skip) {
         ++stats_.blocks_skipped;
         continue;
       }
       if (zeros_.size() < bs) zeros_.assign(bs, std::byte{0});
+      data = std::span<const std::byte>(zeros_).first(len);
     }
-    std::span<const std::byte> data =
-        zero[i] ? std::span<const std::byte>(zeros_).first(len) : u.data;
-    auto wr = write_block(store_->images_[u.disk].get(), u.block * bs, data);
+    auto wr = write_block(store_->images_[u.disk].get(), at, data);
     if (!wr.ok())
-      return fail(wr.status().Annotate("writing disk " + std::to_string(u.disk) + " block " +
-                                       std::to_string(u.block) + " of " +
-                                       store_->image_path(u.disk)));
-    ++(zero[i] ? stats_.zero_blocks : stats_.blocks_written);
+      return fail(wr.status().Annotate(
+          "writing disk " + std::to_string(u.disk) + " block " + std::to_string(u.block) +
+          (kind[i] == kPartial ? " bytes " + std::to_string(u.offset) + ".." +
+                                     std::to_string(u.offset + u.data.size())
+                               : std::string()) +
+          " of " + store_->image_path(u.disk)));
+    ++(kind[i] == kPartial ? stats_.partial_blocks
+       : kind[i] == kZero  ? stats_.zero_blocks
+                           : stats_.blocks_written);
+    auto& [lo, hi] = span[u.disk];
+    lo = std::min(lo, at);
+    hi = std::max(hi, at + data.size());
   }
   // Start the writeback of what this batch wrote now, without waiting for it: the disk works
   // while the next batches arrive, and the fsync at commit finds little left to flush.
   // Advisory only (its failure changes nothing: the commit's fsync is what counts).
-  std::vector<std::pair<uint64_t, uint64_t>> span(sizes.size(), {UINT64_MAX, 0});
-  for (const auto& u : updates) {
-    auto& [lo, hi] = span[u.disk];
-    lo = std::min(lo, u.block * bs);
-    hi = std::max(hi, u.block * bs + UndoLog::block_length(sizes[u.disk], bs, u.block));
-  }
   for (std::size_t d = 0; d < span.size(); ++d)
     if (span[d].second > span[d].first)
       ::sync_file_range(store_->images_[d].get(), static_cast<off64_t>(span[d].first),

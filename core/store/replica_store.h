@@ -12,12 +12,13 @@
 // a log at or below it that no point row claims is left over from a merge or a drop.
 //
 // Applying a cycle (Apply):  create undo/<seq>.undo (header; temp + rename + fsync dir)
-//   per batch: read the pre-images of blocks not yet logged in this apply, append them with a
-//              checksummed commit record, fdatasync the log, THEN write the blocks in place
-//              (zero blocks punched as holes)
+//   per batch: read the pre-images of the bytes not yet logged in this apply that the batch
+//              overwrites (whole blocks, or only the ranges partial updates cover), append
+//              them with a checksummed commit record, fdatasync the log, THEN write the bytes
+//              in place (zero blocks and zero ranges punched as holes)
 //   commit:    seal the log, fdatasync it, fsync the images, then one catalog transaction
 //              inserts the point row and sets image_seq. Only then is the point committed.
-// So the log always holds the pre-image of every block the image may have lost, and a crash
+// So the log always holds the pre-image of every byte the image may have lost, and a crash
 // at any moment leaves either the committed point (row present) or an undo log above
 // image_seq, which open() plays back: the image is always exactly some committed point.
 //
@@ -62,7 +63,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "core/blocks/hash.h"
@@ -109,20 +112,26 @@ struct CommitInfo {
   std::vector<BlockHash> roots;  // exactly one per disk
 };
 
-// One block to write in place. Empty `data` means a zero block (punched as a hole); so does
-// data that is all zeros.
+// Bytes to write in place: `data` goes to byte `offset` of the block. A whole block is offset 0
+// with data of the block's exact length, or empty data: a zero block (punched as a hole; so is
+// data that is all zeros). Anything else is a partial update, which writes (and logs the
+// pre-image of) only its bytes: non-empty data with offset + data.size() <= the block's length
+// (all-zero data punches that range).
 struct BlockUpdate {
   uint32_t disk = 0;
   uint64_t block = 0;
   std::span<const std::byte> data;
+  uint32_t offset = 0;
 };
 
 struct ApplyStats {
   uint64_t batches = 0;         // undo batches appended (each one fdatasync)
-  uint64_t blocks_written = 0;  // data blocks written in place
-  uint64_t zero_blocks = 0;     // zero blocks punched
+  uint64_t blocks_written = 0;  // whole data blocks written in place
+  uint64_t zero_blocks = 0;     // whole zero blocks punched
   uint64_t blocks_skipped = 0;  // zero written over zero: nothing logged, nothing written
-  uint64_t preimages = 0;       // undo records (pre-images) logged
+  uint64_t partial_blocks = 0;  // partial updates written (only their bytes)
+  uint64_t preimages = 0;       // undo records logged (whole blocks and ranges)
+  uint64_t preimage_bytes = 0;  // old bytes those records hold (zero records hold none)
   uint64_t log_bytes = 0;       // size of the undo log
 };
 
@@ -257,9 +266,15 @@ class ReplicaStore::Apply {
   // Applies the queued blocks durably (see the header comment). After a failure the Apply
   // accepts nothing but abort() (and destruction).
   Status apply_batch();
-  // Applies `updates` after the queued blocks, in order (a later write of a block wins),
-  // without copying them. Large spans are split into batches of max_batch_blocks().
+  // Applies `updates` after the queued blocks, in order (a later write of a byte wins),
+  // without copying them; partial updates included (see BlockUpdate). Large spans are split
+  // into batches of max_batch_blocks() updates.
   Status apply_batch(std::span<const BlockUpdate> updates);
+  // Reads the image's current content of a block into `out` (holes read as zeros): what the
+  // applied batches made of it, e.g. to hash a block updated partially. Blocks still queued by
+  // write()/write_zero() are not in the image until apply_batch(). InvalidParameter unless
+  // out.size() is the block's length; only while the Apply is open and has not failed.
+  Status read_block(uint32_t disk, uint64_t block, std::span<std::byte> out) const;
   // Commits the point (see the header comment). After it the Apply is spent.
   Status commit(const CommitInfo& info);
   // Rolls the image back to where it was before begin_apply and deletes the log.
@@ -272,8 +287,13 @@ class ReplicaStore::Apply {
   friend class ReplicaStore;
   Apply(ReplicaStore* store, uint64_t seq, RecoveryPointType type, UndoLogWriter log);
 
-  Status check_update(uint32_t disk, uint64_t block, size_t length) const;
+  // OK when the Apply is open and (disk, block) lies in the replica.
+  Status check_block(uint32_t disk, uint64_t block) const;
+  Status check_update(uint32_t disk, uint64_t block, uint32_t offset, size_t length,
+                      bool partial_ok) const;
   Status apply_one_batch(std::span<const BlockUpdate> updates);
+  // Marks bytes [begin, end) of a block as logged.
+  void mark_logged(uint32_t disk, uint64_t block, uint32_t begin, uint32_t end, uint32_t length);
   Status fail(Status st);
 
   ReplicaStore* store_;
@@ -288,7 +308,13 @@ class ReplicaStore::Apply {
     std::size_t length = 0;
   };
 
-  std::vector<std::unordered_set<uint64_t>> logged_;  // per disk: blocks whose pre-image is logged
+  // Sorted, disjoint, non-adjacent byte ranges [begin, end) of a block.
+  using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
+
+  // Per disk: blocks whose whole pre-image is logged, and (kept apart, so whole-block cycles
+  // pay nothing for it) the logged bytes of blocks logged only in part.
+  std::vector<std::unordered_set<uint64_t>> logged_;
+  std::vector<std::unordered_map<uint64_t, Ranges>> partly_logged_;
   std::vector<Queued> queue_;
   std::vector<std::byte> queue_buf_;
   std::vector<std::byte> zeros_;  // one zero block, for punching

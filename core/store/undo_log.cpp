@@ -54,24 +54,51 @@ uint64_t block_count(uint64_t disk_size, uint32_t block_size) {
 
 std::string at(uint64_t off) { return " at offset " + std::to_string(off); }
 
-// Why a record does not fit the replica's geometry, or "" when it does.
-std::string record_problem(uint32_t disk, uint64_t block, uint32_t flags, uint32_t length,
-                           std::span<const uint64_t> disk_sizes, uint32_t block_size) {
+// Why a record header does not fit the format `version` or the replica's geometry, or "" when
+// it does. `length` and `offset` are the header's fields.
+std::string record_problem(uint32_t version, uint32_t disk, uint64_t block, uint32_t flags,
+                           uint32_t length, uint32_t offset, std::span<const uint64_t> disk_sizes,
+                           uint32_t block_size) {
   if (disk >= disk_sizes.size())
     return "disk " + std::to_string(disk) + " does not exist (the replica has " +
            std::to_string(disk_sizes.size()) + " disks)";
   const uint64_t blocks = block_count(disk_sizes[disk], block_size);
+  const std::string what = "disk " + std::to_string(disk) + " block " + std::to_string(block);
   if (block >= blocks)
-    return "disk " + std::to_string(disk) + " block " + std::to_string(block) +
-           " is past the end (" + std::to_string(blocks) + " blocks)";
-  if ((flags & ~UndoLog::kRecordZero) != 0) return "unknown flags " + std::to_string(flags);
-  const uint64_t want = (flags & UndoLog::kRecordZero) != 0
-                            ? 0
-                            : UndoLog::block_length(disk_sizes[disk], block_size, block);
-  if (length != want)
-    return "length " + std::to_string(length) + "; disk " + std::to_string(disk) + " block " +
-           std::to_string(block) + " needs " + std::to_string(want);
+    return what + " is past the end (" + std::to_string(blocks) + " blocks)";
+  const uint32_t known =
+      UndoLog::kRecordZero | (version >= 2 ? UndoLog::kRecordRange : uint32_t{0});
+  if ((flags & ~known) != 0)
+    return "unknown flags " + std::to_string(flags) + " (format version " +
+           std::to_string(version) + ")";
+  const uint64_t block_len = UndoLog::block_length(disk_sizes[disk], block_size, block);
+  if ((flags & UndoLog::kRecordRange) == 0) {
+    if (offset != 0) return what + ": offset " + std::to_string(offset) + " without the range flag";
+    const uint64_t want = (flags & UndoLog::kRecordZero) != 0 ? 0 : block_len;
+    if (length != want)
+      return "length " + std::to_string(length) + "; " + what + " needs " + std::to_string(want);
+    return {};
+  }
+  const std::string range = "range of " + std::to_string(length) + " bytes at offset " +
+                            std::to_string(offset) + " of " + what + " (" +
+                            std::to_string(block_len) + " bytes)";
+  if (length == 0) return "empty " + range;
+  if (uint64_t{offset} + length > block_len) return range + " runs past the block";
+  if (offset == 0 && length == block_len) return range + " is the whole block (not a range)";
   return {};
+}
+
+// The data bytes that follow a record header.
+uint32_t data_bytes(uint32_t flags, uint32_t length) {
+  return (flags & UndoLog::kRecordZero) != 0 ? 0 : length;
+}
+
+// A record's header fields as the writer stores them.
+uint32_t flags_of(const UndoRecord& r) {
+  return (r.zero ? UndoLog::kRecordZero : 0) | (r.is_range() ? UndoLog::kRecordRange : 0);
+}
+uint32_t length_of(const UndoRecord& r) {
+  return r.is_range() ? r.range_length : static_cast<uint32_t>(r.data.size());
 }
 
 struct XxhFree {
@@ -167,12 +194,14 @@ Status UndoLogWriter::append_batch(std::span<const UndoRecord> records,
                                     std::to_string(header_.disk_count) + " disks");
   uint64_t payload = 0;
   for (const auto& r : records) {
-    const uint32_t flags = r.zero ? UndoLog::kRecordZero : 0;
     if (r.data.size() > UndoLog::kMaxBlockSize)
       return Status::InvalidParameter("undo log " + display_ + ": record data too long");
-    const std::string why =
-        record_problem(r.disk, r.block, flags, static_cast<uint32_t>(r.data.size()), disk_sizes,
-                       header_.block_size);
+    std::string why = record_problem(UndoLog::kVersion, r.disk, r.block, flags_of(r), length_of(r),
+                                     r.offset, disk_sizes, header_.block_size);
+    // A range's length is its own field: the data must agree with it (none when zero).
+    if (why.empty() && r.is_range() && r.data.size() != data_bytes(flags_of(r), r.range_length))
+      why = std::to_string(r.data.size()) + " data bytes for a " +
+            (r.zero ? "zero " : "") + "range of " + std::to_string(r.range_length) + " bytes";
     if (!why.empty())
       return Status::InvalidParameter("undo log " + display_ +
                                       ": refusing to log a record: " + why);
@@ -214,9 +243,10 @@ Status UndoLogWriter::append(uint32_t flags, std::span<const UndoRecord> records
   std::byte* q = p + UndoLog::kBatchHeaderSize;
   for (const auto& r : records) {
     put_u32(q, r.disk);
-    put_u32(q + 4, r.zero ? UndoLog::kRecordZero : 0);
+    put_u32(q + 4, flags_of(r));
     put_u64(q + 8, r.block);
-    put_u32(q + 16, static_cast<uint32_t>(r.data.size()));
+    put_u32(q + 16, length_of(r));
+    put_u32(q + 20, r.offset);
     pieces.emplace_back(q, UndoLog::kRecordHeaderSize);
     if (!r.data.empty()) pieces.emplace_back(r.data);
     q += UndoLog::kRecordHeaderSize;
@@ -267,9 +297,10 @@ Result<UndoLogReader> UndoLogReader::open(int dir_fd, std::string display, const
   if (std::memcmp(hdr, UndoLog::kMagic, 8) != 0) return bad("not an undo log (bad magic)");
   if (get_u64(hdr + 56) != xxh64(hdr, 56, 0)) return bad("checksum mismatch at offset 0");
   const uint32_t version = get_u32(hdr + 8);
-  if (version != UndoLog::kVersion)
+  if (version < UndoLog::kMinVersion || version > UndoLog::kVersion)
     return Status::NotSupported("undo log " + display + ": format version " +
-                                std::to_string(version) + "; this build reads version " +
+                                std::to_string(version) + "; this build reads versions " +
+                                std::to_string(UndoLog::kMinVersion) + " to " +
                                 std::to_string(UndoLog::kVersion));
   if (get_u32(hdr + 12) != UndoLog::kHeaderSize || get_u64(hdr + 48) != 0)
     return bad("unexpected header size or reserved bytes");
@@ -294,6 +325,7 @@ Result<UndoLogReader> UndoLogReader::open(int dir_fd, std::string display, const
   r.fd_ = std::move(fd);
   r.display_ = std::move(display);
   r.header_ = h;
+  r.version_ = version;
   r.disk_sizes_ = std::move(disk_sizes);
   r.file_size_ = size;
   return r;
@@ -394,19 +426,20 @@ Result<UndoLogScan> UndoLogReader::read(const BatchFn& fn, bool require_seal) {
       const uint32_t rflags = get_u32(r + 4);
       const uint64_t block = get_u64(r + 8);
       const uint32_t length = get_u32(r + 16);
-      if (get_u32(r + 20) != 0)
-        return damaged(pos,
-                       "record " + std::to_string(i) + at(where) + ": reserved bytes not zero");
-      const std::string why =
-          record_problem(disk, block, rflags, length, disk_sizes_, header_.block_size);
+      const uint32_t offset = get_u32(r + 20);
+      const std::string why = record_problem(version_, disk, block, rflags, length, offset,
+                                             disk_sizes_, header_.block_size);
       if (!why.empty()) return damaged(pos, "record " + std::to_string(i) + at(where) + ": " + why);
       off += UndoLog::kRecordHeaderSize;
-      if (payload - off < length)
+      const uint32_t n = data_bytes(rflags, length);
+      if (payload - off < n)
         return damaged(pos,
                        "record " + std::to_string(i) + at(where) + ": data runs past the batch");
+      const bool range = (rflags & UndoLog::kRecordRange) != 0;
       records.push_back(UndoRecord{disk, block, (rflags & UndoLog::kRecordZero) != 0,
-                                   std::span<const std::byte>(body.data() + off, length)});
-      off += length;
+                                   std::span<const std::byte>(body.data() + off, n),
+                                   range ? offset : 0, range ? length : 0});
+      off += n;
     }
     if (off != payload)
       return damaged(pos, std::to_string(payload - off) + " payload bytes follow the last record");

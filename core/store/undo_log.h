@@ -5,7 +5,7 @@
 //
 // File layout (all integers little-endian; XXH3-64 is the checksum):
 //   header, 64 bytes:
-//     0 magic "VMRUNDO\0" | 8 version u32 (=1) | 12 header_size u32 (=64) | 16 vm_id (16 GUID
+//     0 magic "VMRUNDO\0" | 8 version u32 (=2) | 12 header_size u32 (=64) | 16 vm_id (16 GUID
 //     bytes) | 32 seq u64 | 40 disk_count u32 | 44 block_size u32 | 48 reserved u64 (=0)
 //     | 56 XXH3-64(bytes 0..56, seed 0)
 //   then batches, each one appended and fdatasync'ed as a whole:
@@ -14,9 +14,15 @@
 //       | 16 payload_bytes u64 | 24 record_count u32 | 28 reserved u32 (=0)
 //       | 32 XXH3-64(bytes 0..32, seed = seq)
 //     payload: record_count records, each
-//       0 disk u32 | 4 flags u32 (1 = zero: the old content was all zeros or a hole; no data)
-//       | 8 block u64 | 16 length u32 (0 when zero, else the block's length) | 20 reserved u32
-//       (=0) | data[length]
+//       0 disk u32 | 4 flags u32 | 8 block u64 | 16 length u32 | 20 offset u32 | data
+//     flags: 1 = zero (the old content was all zeros or a hole; no data stored), 2 = range.
+//       whole block: offset 0; length 0 when zero, else the block's length with data[length].
+//       range (2): the bytes [offset, offset + length) of the block only; 0 < length,
+//         offset + length <= the block's length, and never the whole block (that is a whole
+//         record: one encoding per content). data[length] follows, except with zero (3): then
+//         length is the range's and no data follows, since the range alone says what to punch.
+//     ReplicaStore logs each byte at most once per log (the bytes its cycle had not
+//     overwritten yet), so the records of one block are disjoint and play back in any order.
 //     commit record, 24 bytes:
 //       0 tag "UCMT" | 4 reserved u32 (=0) | 8 batch_no u64
 //       | 16 XXH3-64(batch header + payload + commit bytes 0..16, seed = seq)
@@ -32,6 +38,9 @@
 // the defect (Failed). A sealed log must end exactly at its seal. Every length is checked against
 // the block size, the disk sizes, kMaxBatchPayload and the file size before anything is read or
 // allocated; records naming a disk or block outside the replica are refused.
+//
+// Versions: 1 had whole-block records only (the range flag is unknown there and refused, so is
+// a nonzero offset); 2 added range records. Writers write 2; readers read both.
 //
 // The one case a reader cannot tell from a torn tail: damage to the framing (header or commit
 // record, not the data) of the final batch of an unsealed log. That log belongs to an apply
@@ -62,12 +71,18 @@ struct UndoLogHeader {
   uint32_t block_size = 0;
 };
 
-// One pre-image: the content `block` of `disk` had before the cycle first overwrote it.
+// One pre-image: the content `block` of `disk` (or of the bytes [offset, offset + range_length)
+// of it) had before the cycle first overwrote it.
 struct UndoRecord {
   uint32_t disk = 0;
   uint64_t block = 0;
   bool zero = false;                // the old content was all zeros: restore as a hole
   std::span<const std::byte> data;  // the old bytes; empty when zero
+  // A range record: range_length > 0, and data (unless zero) holds exactly range_length bytes.
+  uint32_t offset = 0;
+  uint32_t range_length = 0;  // 0 = the whole block
+
+  bool is_range() const { return range_length != 0; }
 };
 
 // What a full read of a log found.
@@ -81,7 +96,8 @@ struct UndoLogScan {
 class UndoLog {
  public:
   static constexpr char kMagic[8] = {'V', 'M', 'R', 'U', 'N', 'D', 'O', '\0'};
-  static constexpr uint32_t kVersion = 1;
+  static constexpr uint32_t kVersion = 2;
+  static constexpr uint32_t kMinVersion = 1;  // the oldest version readers accept
   static constexpr std::size_t kHeaderSize = 64;
   static constexpr std::size_t kBatchHeaderSize = 40;
   static constexpr std::size_t kRecordHeaderSize = 24;
@@ -90,6 +106,7 @@ class UndoLog {
   static constexpr uint32_t kCommitTag = 0x544D4355;  // "UCMT"
   static constexpr uint32_t kBatchSeal = 1;
   static constexpr uint32_t kRecordZero = 1;
+  static constexpr uint32_t kRecordRange = 2;  // version 2 on
   // A batch's payload never exceeds this (writers split; readers refuse more), which bounds
   // the memory a reader allocates to verify one batch.
   static constexpr uint64_t kMaxBatchPayload = uint64_t{64} << 20;
@@ -124,8 +141,9 @@ class UndoLogWriter {
   UndoLogWriter& operator=(const UndoLogWriter&) = delete;
 
   // Appends one batch with its commit record and fdatasyncs. Records must lie inside the
-  // disks given here (InvalidParameter otherwise, nothing written). After an I/O failure the
-  // file may end in a torn batch and the writer refuses further appends.
+  // disks given here and be well-formed (see the header comment; a range's data, unless
+  // zero, is exactly range_length bytes): InvalidParameter otherwise, nothing written. After
+  // an I/O failure the file may end in a torn batch and the writer refuses further appends.
   Status append_batch(std::span<const UndoRecord> records, std::span<const uint64_t> disk_sizes);
   // Appends the seal and fdatasyncs. No batch may follow.
   Status seal();
@@ -161,6 +179,7 @@ class UndoLogReader {
   UndoLogReader& operator=(const UndoLogReader&) = delete;
 
   const UndoLogHeader& header() const { return header_; }
+  uint32_t version() const { return version_; }
   uint64_t file_size() const { return file_size_; }
 
   // Called once per counted batch with its records, after the whole batch was verified; its
@@ -178,6 +197,7 @@ class UndoLogReader {
   fs::Fd fd_;
   std::string display_;
   UndoLogHeader header_;
+  uint32_t version_ = 0;
   std::vector<uint64_t> disk_sizes_;
   uint64_t file_size_ = 0;
 };

@@ -121,6 +121,89 @@ BOOST_AUTO_TEST_CASE(zero_blocks_travel_as_markers_without_data) {
   BOOST_TEST(only_zeros->raw_size == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(ranges_carry_only_their_bytes_after_the_data_blocks) {
+  // 64 KiB blocks, the last one 10 000 bytes.
+  BatchGeometry g{4ull * 65536 + 10000, 65536};
+  auto b = header({0}, {1});
+  b.ranges = {{2, 4096, 8192}, {3, 0, 61440}, {4, 9000, 1000}};
+  auto data = pattern(65536 + 8192 + 61440 + 1000, 5);
+  for (bool compress : {false, true}) {
+    auto built = build_batch(b, data, g, {compress, 3});
+    BOOST_TEST_REQUIRE(built.ok(), built.status().ToString());
+    BOOST_TEST(built->raw_size == data.size());
+    std::vector<uint8_t> wire = encode(*built);
+    auto back = decode(wire);
+    BOOST_TEST_REQUIRE(back.ok(), back.status().ToString());
+    const auto& got = std::get<BlockBatch>(*back);
+    BOOST_TEST((got.ranges == b.ranges));
+    BOOST_TEST((*open_batch(got, g) == data));
+  }
+  // Without ranges the field is not encoded at all: what a version-1 peer reads.
+  auto plain = build_batch(header({}, {1}), pattern(65536, 1), g, {false, 3});
+  BOOST_TEST_REQUIRE(plain.ok());
+  const std::vector<uint8_t> enc = encode(*plain);
+  BOOST_TEST(std::string(enc.begin(), enc.end()).find("ranges") == std::string::npos);
+
+  struct Bad {
+    std::vector<BlockRange> ranges;
+    std::string why;
+  };
+  const std::vector<Bad> bad = {
+      {{{2, 0, 0}}, "block_batch: range 0 (block 2): 0 bytes at offset 0 do not fit a block of 65536 bytes"},
+      {{{2, 65000, 1000}}, "block_batch: range 0 (block 2): 1000 bytes at offset 65000 do not fit a block of 65536 bytes"},
+      {{{4, 0, 10001}}, "block_batch: range 0 (block 4): 10001 bytes at offset 0 do not fit a block of 10000 bytes"},
+      {{{2, 0, 65536}}, "block_batch: range 0 (block 2) is the whole block: a data block, not a range"},
+      {{{3, 0, 10}, {2, 0, 10}}, "block_batch: range 1 (block 2) is not in strictly ascending block order"},
+      {{{1, 0, 10}}, "block_batch: range 0 (block 1) is also a zero or data block of the batch"},
+      {{{0, 0, 10}}, "block_batch: range 0 (block 0) is also a zero or data block of the batch"},
+      {{{5, 0, 10}}, "block_batch: range 0 (block 5) is past the disk's 5 blocks"},
+  };
+  for (const auto& c : bad) {
+    auto x = header({0}, {1});
+    x.ranges = c.ranges;
+    uint64_t bytes = 65536;
+    for (const auto& r : c.ranges) bytes += r.length;
+    auto built = build_batch(x, pattern(bytes, 2), g, {false, 3});
+    BOOST_TEST(built.status().number() == 32776u);
+    BOOST_TEST(built.status().message() == c.why);
+    // The same batch arriving from a peer is refused the same way.
+    x.raw_size = bytes;
+    x.payload = pattern(bytes, 2);
+    BOOST_TEST(check_batch(x, g).message() == c.why);
+  }
+  // raw_size must count the ranges' bytes.
+  auto short_raw = header({}, {1});
+  short_raw.ranges = {{2, 0, 100}};
+  short_raw.raw_size = 65536;
+  short_raw.payload = pattern(65536, 3);
+  BOOST_TEST(check_batch(short_raw, g).message() ==
+             "block_batch: raw_size is 65536 but its 1 data blocks and 1 ranges hold 65636 bytes");
+  // Too many ranges is refused before anything else.
+  auto many = header({}, {});
+  for (uint64_t i = 0; i <= kMaxBatchRanges; ++i) many.ranges.push_back({i, 0, 1});
+  BOOST_TEST(check_batch(many, BatchGeometry{(kMaxBatchRanges + 1) * 65536ull, 65536}).number() == 32773u);
+}
+
+BOOST_AUTO_TEST_CASE(a_ranges_field_that_is_not_triples_is_refused) {
+  auto b = header({}, {});
+  b.ranges = {{2, 0, 100}};
+  b.raw_size = 100;
+  b.payload = pattern(100, 1);
+  std::vector<uint8_t> wire = encode(b);
+  // The flat list [2, 0, 100] is a fixarray of 3 (0x93): make it 2 elements long by cutting
+  // the last integer and its count, keeping the rest of the message intact.
+  const std::string k = "ranges";
+  auto at = std::search(wire.begin(), wire.end(), k.begin(), k.end());
+  BOOST_TEST_REQUIRE((at != wire.end()));
+  auto arr = at + static_cast<std::ptrdiff_t>(k.size());
+  BOOST_TEST_REQUIRE(*arr == 0x93);
+  *arr = 0x92;
+  wire.erase(arr + 3);  // 2, 0 stay; 100 (one byte, a positive fixint) goes
+  auto back = decode(wire);
+  BOOST_TEST(back.status().number() == 32773u);
+  BOOST_TEST(back.status().message() == "block_batch: field 'ranges' has 2 integers, not (block, offset, length) triples");
+}
+
 BOOST_AUTO_TEST_CASE(compression_on_and_off_both_round_trip_through_the_wire) {
   BatchGeometry g{1000ull * kBs, kBs};
   std::vector<uint64_t> blocks(64);

@@ -44,6 +44,14 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> seeds() {
   h.data_blocks = {3, 4, 8};
   out.emplace_back("12_block_batch_zstd.bin", framed(*build_batch(h, data, g, {true, 3})));
   out.emplace_back("13_all_messages_stream.bin", stream);
+  // A batch of ranges (parts of blocks) after a whole data block, to seed their decoding.
+  BlockBatch r;
+  r.seq = 2;
+  r.vm_id = sample_guid(3);
+  r.data_blocks = {1};
+  r.ranges = {{2, 512, 1024}, {5, 0, 100}, {8, 20, 50}};  // block 8 is the 100-byte tail
+  std::vector<uint8_t> rdata(4096 + 1024 + 100 + 50, 0x5A);
+  out.emplace_back("14_block_batch_ranges.bin", framed(*build_batch(r, rdata, g, {false, 3})));
   return out;
 }
 

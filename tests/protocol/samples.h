@@ -35,7 +35,7 @@ inline std::vector<protocol::Message> sample_messages() {
   v.push_back(RelationshipModify{80, sample_guid(3), "{\"CompressionEnabled\":false}"});
   v.push_back(RelationshipRemove{81, sample_guid(3)});
   v.push_back(CycleBegin{82, sample_guid(3), 12, 2, false, {1ull << 30}, 65536, true, -5});
-  v.push_back(BlockBatch{83, sample_guid(3), 12, 1, {0, 5, 6}, {1, 2}, Codec::Raw, 8192, std::vector<uint8_t>(8192, 0xAB)});
+  v.push_back(BlockBatch{83, sample_guid(3), 12, 1, {0, 5, 6}, {1, 2}, {}, Codec::Raw, 8192, std::vector<uint8_t>(8192, 0xAB)});
   v.push_back(CycleEnd{84, sample_guid(3), 12, {sample_hash(1), sample_hash(2)}, 5, 8192});
   v.push_back(Request{85, "failover.prepare", "{\"vm\":\"web-01\"}"});
   v.push_back(Response{85, 32775, "ReplicationState is 3", "{}"});

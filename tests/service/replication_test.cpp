@@ -259,6 +259,87 @@ BOOST_AUTO_TEST_CASE(change_feed_cycles_send_the_reported_blocks_without_scannin
   BOOST_TEST(h.a->disk_mark_dirty("feed01", 0, 64u << 20, 1).number() == 32773u);
 }
 
+BOOST_AUTO_TEST_CASE(a_change_feed_cycle_sends_only_the_written_bytes_of_each_block) {
+  Hosts h;
+  const std::string id = h.replicated_mixed("feed02", 64, 17, 6);
+  const std::string disk = h.primary_disk("feed02");
+  uint32_t seed = 5;
+  auto write_marked = [&](uint64_t off, uint64_t len) {
+    std::fstream f(disk, std::ios::in | std::ios::out | std::ios::binary);
+    std::string buf(len, '\0');
+    for (auto& c : buf) c = static_cast<char>((seed = seed * 1664525u + 1013904223u) >> 24);
+    f.seekp(static_cast<std::streamoff>(off));
+    f.write(buf.data(), static_cast<std::streamsize>(len));
+    f.flush();
+    BOOST_REQUIRE(h.a->disk_mark_dirty("feed02", 0, off, len).ok());
+  };
+  write_marked(0, 4096);
+  BOOST_TEST(*wait_ok(h.a->replicate_now("feed02")).get_string("ChangeSource") == "scan");
+  auto ref = h.b->replicator().find_vm(id);
+  BOOST_REQUIRE(ref.ok());
+  std::vector<std::string> points{read_file(disk)};
+  BOOST_TEST_REQUIRE((points.back() == read_file(h.replica_image("feed02"))));
+
+  // Block 10: 4 KiB at 8 KiB. Blocks 20-21: 64 KiB from 20 x 64 KiB + 12 KiB (a part of each).
+  // Block 30: two 4 KiB writes, at 4 KiB and 40 KiB (their hull, 40 KiB, goes). Block 40: a
+  // whole block. Block 50: 100 bytes, which mark their 4 KiB unit.
+  write_marked(10 * 65536 + 8192, 4096);
+  write_marked(20 * 65536 + 12288, 65536);
+  write_marked(30 * 65536 + 4096, 4096);
+  write_marked(30 * 65536 + 40960, 4096);
+  write_marked(40 * 65536, 65536);
+  write_marked(50 * 65536 + 5000, 100);
+  Instance cyc = wait_ok(h.a->replicate_now("feed02"));
+  BOOST_TEST(*cyc.get_string("ChangeSource") == "change-feed");
+  BOOST_TEST(*cyc.get_u64("BlocksSent") == 6u);
+  BOOST_TEST(*cyc.get_u64("DataBytesSent") == 4096u + 65536u + 40960u + 65536u + 4096u);
+  points.push_back(read_file(disk));
+  BOOST_TEST_REQUIRE((points.back() == read_file(h.replica_image("feed02"))));
+
+  // Another part of block 10: a range stands on the point the last range made.
+  write_marked(10 * 65536 + 60 * 1024, 4096);
+  BOOST_TEST(*wait_ok(h.a->replicate_now("feed02")).get_u64("DataBytesSent") == 4096u);
+  points.push_back(read_file(disk));
+  BOOST_TEST_REQUIRE((points.back() == read_file(h.replica_image("feed02"))));
+
+  // A write outside a range that was not reported by the time the block was read (here: never
+  // reported) makes the replica's root disagree: the cycle is rolled back, and the next one
+  // sends whole blocks, so the replica ends equal to what was read.
+  write_marked(60 * 65536 + 4096, 4096);
+  {
+    std::fstream f(disk, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(60 * 65536 + 32768);
+    f.write("unreported", 10);
+  }
+  Status disagreed = wait_fail(h.a->replicate_now("feed02"));
+  BOOST_TEST(disagreed.message().find("disagrees") != std::string::npos, disagreed.ToString());
+  BOOST_TEST((read_file(h.replica_image("feed02")) == points.back()));  // rolled back
+  Instance whole = wait_ok(h.a->replicate_now("feed02"));
+  BOOST_TEST(*whole.get_string("ChangeSource") == "change-feed");
+  BOOST_TEST(*whole.get_u64("DataBytesSent") == 65536u);
+  points.push_back(read_file(disk));
+  BOOST_TEST_REQUIRE((points.back() == read_file(h.replica_image("feed02"))));
+  write_marked(10 * 65536, 4096);  // and ranges again after it
+  BOOST_TEST(*wait_ok(h.a->replicate_now("feed02")).get_u64("DataBytesSent") == 4096u);
+  points.push_back(read_file(disk));
+  BOOST_TEST_REQUIRE((points.back() == read_file(h.replica_image("feed02"))));
+
+  // Every point, made of ranges, is restored exactly from the undo logs.
+  auto rs = h.b->replicator().replica_store(*ref);
+  BOOST_REQUIRE(rs.ok());
+  auto kept = (*rs)->points();
+  BOOST_REQUIRE(kept.ok());
+  BOOST_REQUIRE(kept->size() >= points.size());
+  for (size_t k = 0; k < points.size(); ++k) {
+    const uint64_t seq = (*kept)[kept->size() - points.size() + k].seq;
+    const std::string dest = h.dir + "/point.img";
+    sfs::remove(dest);
+    auto m = (*rs)->materialize(seq, {dest});
+    BOOST_REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+    BOOST_TEST_REQUIRE((read_file(dest) == points[k]), "point " << seq);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(an_unadmitted_primary_gets_access_denied) {
   Hosts h;
   auto c = Hosts::open("hv-c", h.dir + "/c", "{\"hosts\": {\"hv-b\": \"127.0.0.1\"}}");

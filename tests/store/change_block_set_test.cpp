@@ -89,6 +89,31 @@ BOOST_AUTO_TEST_CASE(merge_into_grows_to_the_wider_list) {
   BOOST_TEST(a[1] == (BlockSet{{5, 2}}));
 }
 
+BOOST_AUTO_TEST_CASE(units_seen_in_blocks_give_each_block_once_with_its_dirty_bytes) {
+  // 4 KiB units in 64 KiB blocks (16 units each) of a disk whose last block is 10 KiB.
+  const uint32_t unit = 4096, bs = 65536;
+  const uint64_t disk = 3 * 65536 + 10240;  // blocks 0..3, units 0..50
+  // A 64 KiB write at unit 4 spans blocks 0 and 1; unit 20 alone in block 1; block 3's
+  // short tail; block 2 untouched.
+  const BlockSet units{{4, 16}, {25, 1}, {48, 3}};
+  BOOST_TEST((coarsen(units, unit, bs) == BlockSet{{0, 2}, {3, 1}}));
+  const auto d = dirty_blocks(units, unit, bs, disk);
+  BOOST_TEST_REQUIRE(d.size() == 3u);
+  BOOST_TEST((d[0] == DirtyBlock{0, 4 * 4096, 65536}));
+  // Block 1: units 16..19 from the write, 25 alone: the hull [0, 26 x 4 KiB - 64 KiB).
+  BOOST_TEST((d[1] == DirtyBlock{1, 0, 10 * 4096}));
+  // Block 3: units 48..50, the last one 2 KiB short of a unit (the disk ends there).
+  BOOST_TEST((d[2] == DirtyBlock{3, 0, 10240}));
+  // One run over many blocks: every block whole.
+  const auto all = dirty_blocks(BlockSet{{0, 51}}, unit, bs, disk);
+  BOOST_TEST_REQUIRE(all.size() == 4u);
+  for (uint64_t b = 0; b < 3; ++b) BOOST_TEST((all[b] == DirtyBlock{b, 0, 65536}));
+  BOOST_TEST((all[3] == DirtyBlock{3, 0, 10240}));
+  // Unit and block of one size: the blocks themselves.
+  BOOST_TEST((coarsen(units, bs, bs) == units));
+  BOOST_TEST(dirty_blocks(BlockSet{}, unit, bs, disk).empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Crash safety of ReplicaStore with real crashes: a forked child applies cycles in a loop (a
-// few hundred random blocks each, zero blocks and blocks written twice included, in several
-// batches), prunes to RecoveryHistory and now and then rolls back to an older point; the
-// parent SIGKILLs it at a random moment. The parent then opens the store (recovery) and checks
+// few hundred random blocks each, zero blocks, partial updates of a block's bytes and blocks
+// written twice included, in several batches), prunes to RecoveryHistory and now and then
+// rolls back to an older point; the parent SIGKILLs it at a random moment. The parent then opens the store (recovery) and checks
 // that every disk image hashes exactly to the source state of the point the catalog says is
 // latest, that every older kept point still materializes to its exact bytes, and that the
 // undo folder holds exactly the logs of the kept points. Some trials leave recovery to the
@@ -76,16 +76,26 @@ struct CycleWrite {
   uint64_t block;
   bool zero;
   uint64_t content;  // seed of the block's bytes
+  uint32_t offset = 0;
+  uint32_t length = 0;  // of a partial update; 0 = the whole block
 };
 
-// The writes of cycle `seq`, in order. Duplicates (a block written twice) are intended.
+// The writes of cycle `seq`, in order. Duplicates (a block written twice) are intended. Those
+// after the first third (which go through the whole-block queue) are partial one time in three.
 std::vector<CycleWrite> cycle_writes(uint64_t seed, uint64_t seq) {
   std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + seq);
   const uint64_t n = 100 + rng() % 300;
   std::vector<CycleWrite> out;
   for (uint64_t i = 0; i < n; ++i) {
     const uint32_t disk = rng() % 5 == 0 ? 1 : 0;
-    out.push_back({disk, rng() % blocks_of(disk), rng() % 4 == 0, rng()});
+    CycleWrite w{disk, rng() % blocks_of(disk), rng() % 4 == 0, rng()};
+    if (i >= n / 3 && rng() % 3 == 0) {
+      const auto len = static_cast<uint32_t>(block_len(disk, w.block));
+      w.offset = static_cast<uint32_t>(rng() % len);
+      w.length = static_cast<uint32_t>(1 + rng() % (len - w.offset));
+      if (w.offset == 0 && w.length == len) w.length = 0;
+    }
+    out.push_back(w);
   }
   return out;
 }
@@ -139,6 +149,7 @@ class Model {
       ++seq_;
       for (const auto& w : cycle_writes(seed_, seq_)) {
         auto blk = std::span(disks_[w.disk]).subspan(w.block * kBs, block_len(w.disk, w.block));
+        if (w.length != 0) blk = blk.subspan(w.offset, w.length);
         if (w.zero)
           std::fill(blk.begin(), blk.end(), std::byte{0});
         else
@@ -232,13 +243,20 @@ class DestDir {
     for (std::size_t i = 0; i < writes.size(); ++i) {
       const auto& w = writes[i];
       auto blk = std::span(data).subspan(i * kBs, block_len(w.disk, w.block));
+      if (w.length != 0) {
+        // A partial update always carries its bytes; zeros punch its range.
+        blk = blk.subspan(w.offset, w.length);
+        if (w.zero) std::fill(blk.begin(), blk.end(), std::byte{0});
+      }
       if (!w.zero) fill(blk, w.content);
       Status st;
       if (i < writes.size() / 3) {
         st = w.zero ? (*a)->write_zero(w.disk, w.block) : (*a)->write(w.disk, w.block, blk);
         if (st.ok() && i + 1 == writes.size() / 3) st = (*a)->apply_batch();
       } else {
-        batch.push_back({w.disk, w.block, w.zero ? std::span<const std::byte>{} : blk});
+        const bool zero_block = w.zero && w.length == 0;
+        batch.push_back(
+            {w.disk, w.block, zero_block ? std::span<const std::byte>{} : blk, w.offset});
         if (batch.size() >= 48 || i + 1 == writes.size()) {
           st = (*a)->apply_batch(batch);
           batch.clear();

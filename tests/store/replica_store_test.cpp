@@ -4,7 +4,8 @@
 // changing the store; sparse sources stay sparse; the reflink path on a loop-mounted XFS (when
 // root with xfsprogs; otherwise reported as skipped); damaged undo logs are refused;
 // rollback_to, drop_points_except, reset, abort, recovery of an interrupted apply at open,
-// and the validation of every entry point.
+// and the validation of every entry point. Partial block updates write and log only their
+// bytes, and rollback, abort and materialize restore exactly the bytes they overwrote.
 #include "core/store/replica_store.h"
 
 #include <sys/stat.h>
@@ -20,7 +21,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -113,6 +116,52 @@ std::set<std::string> listing(const std::string& dir) {
 
 bool contains(const std::string& hay, std::string_view needle) {
   return hay.find(needle) != std::string::npos;
+}
+
+std::vector<std::byte> file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  const std::string c{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  std::vector<std::byte> out(c.size());
+  std::memcpy(out.data(), c.data(), c.size());
+  return out;
+}
+
+// Pseudo-random bytes that are never zero.
+std::vector<std::byte> random_bytes(uint64_t seed, std::size_t n) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::byte> v(n);
+  for (auto& b : v) b = static_cast<std::byte>(rng() | 1);
+  return v;
+}
+
+// "" when equal, else where they first differ.
+std::string byte_difference(const std::vector<std::byte>& a, const std::vector<std::byte>& b) {
+  if (a.size() != b.size())
+    return "sizes differ: " + std::to_string(a.size()) + " and " + std::to_string(b.size());
+  const auto at = std::mismatch(a.begin(), a.end(), b.begin()).first;
+  return at == a.end() ? "" : "first difference at byte " + std::to_string(at - a.begin());
+}
+
+// Applies `ups` to the image through `a` and to `model` (the expected bytes per disk) alike.
+void apply_both(ReplicaStore::Apply& a, std::span<const BlockUpdate> ups,
+                std::vector<std::vector<std::byte>>& model) {
+  Status st = a.apply_batch(ups);
+  BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
+  for (const auto& u : ups) {
+    auto& m = model[u.disk];
+    const uint64_t at = u.block * kBs + u.offset;
+    if (u.data.empty())
+      std::fill_n(m.begin() + static_cast<std::ptrdiff_t>(at),
+                  std::min<uint64_t>(kBs, m.size() - at), std::byte{0});
+    else
+      std::copy(u.data.begin(), u.data.end(), m.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+}
+
+CommitInfo any_commit_info(std::size_t disks) {
+  CommitInfo ci;
+  ci.roots.resize(disks);
+  return ci;
 }
 
 BlockHash merkle_root(const std::string& path) {
@@ -729,6 +778,300 @@ BOOST_AUTO_TEST_CASE(every_entry_point_validates_its_input) {
               RecoveryPointType::ApplicationConsistent));
   BOOST_TEST(!recovery_point_type_from_virtual_system_type("Microsoft:Hyper-V:Snapshot:Recovery"));
   BOOST_TEST(!recovery_point_type_from_number(0));
+}
+
+BOOST_AUTO_TEST_CASE(partial_updates_write_only_their_bytes_and_log_only_their_ranges) {
+  Replica r(dir / "root", {4 * kMiB});
+  r.sources = {dir / "src.img"};
+  make_source(r.sources[0], 4 * kMiB, 101);
+  r.cycle(1);
+  std::vector<std::vector<std::byte>> model = {file_bytes(r.image(0))};
+
+  auto ap = r.store->begin_apply(2, RecoveryPointType::Standard);
+  BOOST_REQUIRE(ap.ok());
+  constexpr uint64_t kBlocks = 24;
+  std::vector<std::vector<std::byte>> held;
+  std::vector<BlockUpdate> ups;
+  uint64_t range_bytes = 0;
+  for (uint64_t i = 0; i < kBlocks; ++i) {
+    const auto len = static_cast<uint32_t>(1000 + 797 * i);  // 1000 B .. ~19 KiB
+    const auto off = static_cast<uint32_t>((i * 6151) % (kBs - len));
+    // Every 8th range is zeros: it punches that range.
+    held.push_back(i % 8 == 7 ? std::vector<std::byte>(len) : random_bytes(200 + i, len));
+    ups.push_back({0, 2 * i, held.back(), off});
+    range_bytes += len;
+  }
+  apply_both(**ap, ups, model);
+  const ApplyStats st = (*ap)->stats();
+  BOOST_TEST(st.partial_blocks == kBlocks);
+  BOOST_TEST(st.blocks_written == 0u);
+  BOOST_TEST(st.zero_blocks == 0u);
+  BOOST_TEST(st.preimages == kBlocks);  // one range record per block
+  BOOST_TEST(st.batches == 1u);
+  BOOST_TEST(st.preimage_bytes <= range_bytes);
+  std::vector<std::byte> blk(kBs);
+  BOOST_REQUIRE((*ap)->read_block(0, 2, blk).ok());
+  BOOST_TEST(std::memcmp(blk.data(), model[0].data() + 2 * kBs, kBs) == 0);
+  BOOST_REQUIRE((*ap)->commit(any_commit_info(1)).ok());
+  BOOST_TEST(byte_difference(file_bytes(r.image(0)), model[0]) == "");
+
+  // Ranges were logged, not blocks.
+  const uint64_t log_bytes = (*ap)->stats().log_bytes;
+  BOOST_TEST(stdfs::file_size(r.store->undo_path(2)) == log_bytes);
+  BOOST_TEST(log_bytes < kBlocks * kBs, "log of " << log_bytes << " bytes");
+  BOOST_TEST(log_bytes <= UndoLog::kHeaderSize + 2 * (UndoLog::kBatchHeaderSize +
+                                                      UndoLog::kCommitSize) +
+                              kBlocks * UndoLog::kRecordHeaderSize + range_bytes);
+
+  r.check_materialize(1, dir.path());
+  BOOST_REQUIRE(r.store->rollback_to(1).ok());
+  BOOST_TEST((r.image_digests() == r.expected[1]));
+}
+
+BOOST_AUTO_TEST_CASE(partial_updates_of_one_block_in_one_apply_roll_back_exactly) {
+  Replica r(dir / "root", {2 * kMiB});
+  r.sources = {dir / "src.img"};
+  make_source(r.sources[0], 2 * kMiB, 111);
+  r.cycle(1);
+  const std::vector<std::byte> before = file_bytes(r.image(0));
+  std::optional<uint64_t> data_blk, zero_blk;
+  for (uint64_t b = 0; b < 2 * kMiB / kBs; ++b) {
+    const bool zero = is_all_zero(std::span(before).subspan(b * kBs, kBs));
+    if (zero && !zero_blk) zero_blk = b;
+    if (!zero && !data_blk) data_blk = b;
+  }
+  BOOST_REQUIRE((data_blk && zero_blk));
+  const uint64_t db = *data_blk, zb = *zero_blk;
+
+  const auto a = random_bytes(1, 8000), b = random_bytes(2, 10000), c = random_bytes(3, 20000),
+             d = random_bytes(4, 3000), e = random_bytes(5, 4096), f = random_bytes(6, 13000),
+             g = random_bytes(7, 5536), h = random_bytes(8, kBs);
+  // The same blocks written again and again in one apply; returns the expected image.
+  auto run = [&](ReplicaStore::Apply& ap) {
+    std::vector<std::vector<std::byte>> model = {before};
+    // One call: two disjoint ranges, a third overlapping both; a range of a zero block.
+    const BlockUpdate first[] = {{0, db, a, 1000}, {0, db, b, 20000}, {0, db, c, 5000},
+                                 {0, zb, d, 7000}};
+    apply_both(ap, first, model);
+    BOOST_TEST(ap.stats().preimages == 2u);  // [1000, 30000) of db, [7000, 10000) of zb
+    // Another call: a range reaching below the logged one, one inside it, one at the end.
+    const BlockUpdate second[] = {{0, db, e, 0}, {0, db, f, 8000}, {0, db, g, kBs - 5536}};
+    apply_both(ap, second, model);
+    BOOST_TEST(ap.stats().preimages == 4u);  // [0, 1000) and [60000, 65536)
+    // Whole blocks: only what is not logged yet, [30000, 60000) and zb's two zero gaps.
+    const BlockUpdate third[] = {{0, db, h}, {0, zb, {}}};
+    apply_both(ap, third, model);
+    BOOST_TEST(ap.stats().preimages == 7u);
+    BOOST_TEST(ap.stats().preimage_bytes == kBs);  // db's old bytes exactly once; zb's are zero
+    BOOST_TEST(ap.stats().partial_blocks == 7u);
+    BOOST_TEST(ap.stats().blocks_written == 1u);
+    BOOST_TEST(ap.stats().zero_blocks == 1u);
+    BOOST_TEST(byte_difference(file_bytes(r.image(0)), model[0]) == "");
+    return model;
+  };
+
+  {
+    auto ap = r.store->begin_apply(2, RecoveryPointType::Standard);
+    BOOST_REQUIRE(ap.ok());
+    run(**ap);
+    BOOST_REQUIRE((*ap)->abort().ok());
+    BOOST_TEST(byte_difference(file_bytes(r.image(0)), before) == "");
+  }
+  auto ap = r.store->begin_apply(2, RecoveryPointType::Standard);
+  BOOST_REQUIRE(ap.ok());
+  const auto model2 = run(**ap);
+  BOOST_REQUIRE((*ap)->commit(any_commit_info(1)).ok());
+  ap->reset();
+  // Point 3 changes db in part again.
+  auto model3 = model2;
+  ap = r.store->begin_apply(3, RecoveryPointType::Standard);
+  BOOST_REQUIRE(ap.ok());
+  const auto i = random_bytes(9, 777);
+  const BlockUpdate fourth[] = {{0, db, i, 12345}, {0, db + 1, i, 0}};
+  apply_both(**ap, fourth, model3);
+  BOOST_REQUIRE((*ap)->commit(any_commit_info(1)).ok());
+  BOOST_TEST(byte_difference(file_bytes(r.image(0)), model3[0]) == "");
+
+  const std::string dest = dir / "m.img";
+  for (const auto& [seq, want] : {std::pair(1u, &before), std::pair(2u, &model2[0])}) {
+    auto m = r.store->materialize(seq, {dest});
+    BOOST_REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+    BOOST_TEST(byte_difference(file_bytes(dest), *want) == "", "point " << seq);
+  }
+  BOOST_TEST(byte_difference(file_bytes(r.image(0)), model3[0]) == "");  // unchanged
+  BOOST_REQUIRE(r.store->rollback_to(2).ok());
+  BOOST_TEST(byte_difference(file_bytes(r.image(0)), model2[0]) == "");
+  BOOST_REQUIRE(r.store->rollback_to(1).ok());
+  BOOST_TEST(byte_difference(file_bytes(r.image(0)), before) == "");
+}
+
+BOOST_AUTO_TEST_CASE(random_partial_and_whole_updates_log_each_old_byte_once) {
+  Replica r(dir / "root", {1 * kMiB});
+  r.sources = {dir / "src.img"};
+  make_source(r.sources[0], 1 * kMiB, 121);
+  r.cycle(1);
+  const std::vector<std::byte> before = file_bytes(r.image(0));
+  std::mt19937_64 rng(122);
+  for (int round = 0; round < 2; ++round) {
+    auto ap = r.store->begin_apply(2, RecoveryPointType::Standard);
+    BOOST_REQUIRE(ap.ok());
+    std::vector<std::vector<std::byte>> model = {before};
+    std::vector<std::vector<std::byte>> held;
+    for (int call = 0; call < 12; ++call) {
+      std::vector<BlockUpdate> ups;
+      for (int n = 0; n < 15; ++n) {
+        const uint64_t blk = 4 + rng() % 5;  // a few blocks, written over and over
+        const uint64_t shape = rng() % 10;
+        if (shape == 0) {
+          ups.push_back({0, blk, {}});  // a whole zero block
+          continue;
+        }
+        if (shape == 1) {
+          held.push_back(random_bytes(rng(), kBs));
+          ups.push_back({0, blk, held.back()});
+          continue;
+        }
+        const auto off = static_cast<uint32_t>(rng() % kBs);
+        const auto len = static_cast<uint32_t>(1 + rng() % std::min<uint64_t>(kBs - off, 9000));
+        held.push_back(shape == 2 ? std::vector<std::byte>(len) : random_bytes(rng(), len));
+        ups.push_back({0, blk, held.back(), off});
+      }
+      apply_both(**ap, ups, model);
+      BOOST_REQUIRE_MESSAGE(byte_difference(file_bytes(r.image(0)), model[0]) == "",
+                            "round " << round << " call " << call);
+    }
+    // Every old byte is logged at most once: never more than the five blocks hold.
+    BOOST_TEST((*ap)->stats().preimage_bytes <= 5 * kBs);
+    if (round == 0) {
+      BOOST_REQUIRE((*ap)->abort().ok());
+      BOOST_TEST(byte_difference(file_bytes(r.image(0)), before) == "");
+      continue;
+    }
+    BOOST_REQUIRE((*ap)->commit(any_commit_info(1)).ok());
+    const std::string dest = dir / "m.img";
+    auto m = r.store->materialize(1, {dest});
+    BOOST_REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+    BOOST_TEST(byte_difference(file_bytes(dest), before) == "");
+    BOOST_REQUIRE(r.store->rollback_to(1).ok());
+    BOOST_TEST(byte_difference(file_bytes(r.image(0)), before) == "");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_partial_update_on_a_hole_rolls_back_to_a_hole) {
+  Replica r(dir / "root", {1 * kMiB});
+  {
+    auto ap = r.store->begin_apply(1, RecoveryPointType::Standard);  // nothing: all one hole
+    BOOST_REQUIRE(ap.ok());
+    BOOST_REQUIRE((*ap)->commit(any_commit_info(1)).ok());
+  }
+  const std::vector<std::byte> zeros(1 * kMiB);
+  const auto data = random_bytes(1, 8192), tail = random_bytes(2, 100);
+  // A range of whole 4 KiB pages of block 3, and 100 bytes at the end of block 5.
+  const BlockUpdate ups[] = {{0, 3, data, 4096}, {0, 5, tail, kBs - 100}};
+  auto apply = [&](ReplicaStore::Apply& ap) {
+    BOOST_REQUIRE(ap.apply_batch(ups).ok());
+    BOOST_TEST(ap.stats().preimages == 2u);
+    BOOST_TEST(ap.stats().preimage_bytes == 0u);  // zero ranges: no data
+    BOOST_TEST(ap.stats().log_bytes == UndoLog::kHeaderSize + UndoLog::kBatchHeaderSize +
+                                           2 * UndoLog::kRecordHeaderSize + UndoLog::kCommitSize);
+    std::vector<std::byte> blk(kBs);
+    BOOST_REQUIRE(ap.read_block(0, 3, blk).ok());
+    BOOST_TEST(is_all_zero(std::span(blk).first(4096)));
+    BOOST_TEST(std::memcmp(blk.data() + 4096, data.data(), data.size()) == 0);
+    BOOST_TEST(is_all_zero(std::span(blk).subspan(4096 + 8192)));
+    BOOST_TEST(allocated(r.image(0)) > 0u);
+  };
+  auto check_hole = [&] {
+    BOOST_TEST(byte_difference(file_bytes(r.image(0)), zeros) == "");
+    auto fd = open_file(r.image(0), O_RDONLY);
+    BOOST_REQUIRE(fd.ok());
+    auto ext = next_data_extent(fd->get(), 3 * kBs, 4 * kBs);
+    BOOST_REQUIRE(ext.ok());
+    BOOST_TEST(!ext->has_value());  // punched again, not zeros written
+  };
+  {
+    auto ap = r.store->begin_apply(2, RecoveryPointType::Standard);
+    BOOST_REQUIRE(ap.ok());
+    apply(**ap);
+    BOOST_REQUIRE((*ap)->abort().ok());
+    check_hole();
+  }
+  auto ap = r.store->begin_apply(2, RecoveryPointType::Standard);
+  BOOST_REQUIRE(ap.ok());
+  apply(**ap);
+  BOOST_REQUIRE((*ap)->commit(any_commit_info(1)).ok());
+  BOOST_REQUIRE(r.store->rollback_to(1).ok());
+  check_hole();
+}
+
+BOOST_AUTO_TEST_CASE(read_block_returns_the_current_content_and_checks_its_size) {
+  Replica r(dir / "root", {1 * kMiB, 1 * kMiB + 4096});
+  auto ap = r.store->begin_apply(1, RecoveryPointType::Standard);
+  BOOST_REQUIRE(ap.ok());
+  auto& a = **ap;
+  const auto full = random_bytes(1, kBs), part = random_bytes(2, 96);
+  const BlockUpdate ups[] = {{0, 2, full}, {1, 16, part, 1000}};  // 1/16 is the 4 KiB tail
+  BOOST_REQUIRE(a.apply_batch(ups).ok());
+  BOOST_REQUIRE(a.write(0, 4, full).ok());  // queued: not in the image yet
+
+  std::vector<std::byte> blk(kBs), tail(4096);
+  BOOST_REQUIRE(a.read_block(0, 2, blk).ok());
+  BOOST_TEST((blk == full));
+  BOOST_REQUIRE(a.read_block(1, 16, tail).ok());
+  std::vector<std::byte> want(4096);
+  std::copy(part.begin(), part.end(), want.begin() + 1000);
+  BOOST_TEST((tail == want));
+  BOOST_REQUIRE(a.read_block(0, 4, blk).ok());
+  BOOST_TEST(is_all_zero(blk));
+  BOOST_REQUIRE(a.apply_batch().ok());
+  BOOST_REQUIRE(a.read_block(0, 4, blk).ok());
+  BOOST_TEST((blk == full));
+
+  BOOST_TEST(a.read_block(1, 16, blk).IsInvalidParameter());  // the tail holds 4 KiB
+  BOOST_TEST(a.read_block(0, 2, tail).IsInvalidParameter());
+  BOOST_TEST(a.read_block(0, 2, {}).IsInvalidParameter());
+  BOOST_TEST(a.read_block(0, 16, blk).IsInvalidParameter());
+  BOOST_TEST(a.read_block(2, 0, blk).IsInvalidParameter());
+  BOOST_REQUIRE(a.commit(any_commit_info(2)).ok());
+  BOOST_TEST(a.read_block(0, 2, blk).IsInvalidState());
+}
+
+BOOST_AUTO_TEST_CASE(partial_updates_of_a_bad_shape_are_refused_and_nothing_is_written) {
+  Replica r(dir / "root", {1 * kMiB, 1 * kMiB + 4096});
+  auto ap = r.store->begin_apply(1, RecoveryPointType::Standard);
+  BOOST_REQUIRE(ap.ok());
+  auto& a = **ap;
+  const auto d100 = random_bytes(1, 100), full = random_bytes(2, kBs), page = random_bytes(3, 4096);
+  struct Case {
+    const char* what;
+    BlockUpdate update;
+  };
+  const Case cases[] = {
+      {"past the block's end", {0, 0, d100, kBs - 99}},
+      {"past the 4 KiB tail block's end", {1, 16, d100, 4000}},
+      {"a whole block's bytes at offset 1", {0, 0, full, 1}},
+      {"empty data at a nonzero offset", {0, 0, {}, 100}},
+      {"an offset past the block", {0, 0, d100, kBs + 1}},
+      {"the tail block's length at offset 1", {1, 16, page, 1}},
+  };
+  for (const auto& c : cases) {
+    const BlockUpdate ups[] = {{0, 1, full}, c.update};  // the good one is not applied either
+    Status st = a.apply_batch(ups);
+    BOOST_TEST(st.IsInvalidParameter(), c.what);
+    BOOST_TEST(contains(st.message(), "at offset " + std::to_string(c.update.offset)),
+               st.message());
+    BOOST_TEST(contains(st.message(), "block " + std::to_string(c.update.block)), st.message());
+  }
+  BOOST_TEST(a.write(0, 0, d100).IsInvalidParameter());  // the queue takes whole blocks only
+  BOOST_TEST(a.stats().batches == 0u);
+  BOOST_TEST(a.stats().log_bytes == UndoLog::kHeaderSize);
+  BOOST_TEST(stdfs::file_size(r.store->undo_path(1)) == UndoLog::kHeaderSize);
+  BOOST_TEST(allocated(r.image(0)) == 0u);
+  BOOST_TEST(allocated(r.image(1)) == 0u);
+  // The Apply goes on: a refused update does not fail it.
+  const BlockUpdate ok[] = {{1, 16, d100, 4096 - 100}};
+  BOOST_REQUIRE(a.apply_batch(ok).ok());
+  BOOST_REQUIRE(a.commit(any_commit_info(2)).ok());
 }
 
 BOOST_AUTO_TEST_CASE(removing_the_vm_removes_its_points) {

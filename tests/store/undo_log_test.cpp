@@ -2,7 +2,9 @@
 // last batch, or zero-filled) are ignored; a flipped byte anywhere a commit record vouches for
 // is refused with Failed naming the file and the batch's offset; headers of another VM, seq
 // or geometry are refused; hand-made batches with valid checksums but out-of-bounds records
-// are refused (bounded reader); the writer refuses records outside the disks.
+// are refused (bounded reader); the writer refuses records outside the disks. Version 2 range
+// records (data and zero ranges) round trip, malformed ones are refused by writer and reader,
+// and version 1 logs are still read (without range records).
 #include "core/store/undo_log.h"
 
 #include <fcntl.h>
@@ -51,6 +53,8 @@ struct Got {
   uint64_t block;
   bool zero;
   std::vector<std::byte> data;
+  uint32_t offset = 0;
+  uint32_t range_length = 0;
   bool operator==(const Got&) const = default;
 };
 
@@ -116,7 +120,8 @@ struct Fixture {
         [&](std::span<const UndoRecord> recs) {
           std::vector<Got> batch;
           for (const auto& x : recs)
-            batch.push_back({x.disk, x.block, x.zero, {x.data.begin(), x.data.end()}});
+            batch.push_back({x.disk, x.block, x.zero, {x.data.begin(), x.data.end()}, x.offset,
+                             x.range_length});
           out->push_back(std::move(batch));
           return Status::OK();
         },
@@ -154,14 +159,22 @@ std::string make_batch(uint64_t seq, uint64_t batch_no, uint32_t flags,
   return b;
 }
 std::string make_record(uint32_t disk, uint32_t flags, uint64_t block, uint32_t length,
-                        std::size_t data_bytes) {
+                        std::size_t data_bytes, uint32_t offset = 0) {
   std::string r(24, '\0');
   put_u32(r, 0, disk);
   put_u32(r, 4, flags);
   put_u64(r, 8, block);
   put_u32(r, 16, length);
+  put_u32(r, 20, offset);
   r += std::string(data_bytes, 'x');
   return r;
+}
+
+// The header rewritten to format `version`, its checksum recomputed.
+std::string with_version(std::string log, uint32_t version) {
+  put_u32(log, 8, version);
+  put_u64(log, 56, XXH3_64bits_withSeed(log.data(), 56, 0));
+  return log;
 }
 
 BOOST_FIXTURE_TEST_SUITE(undo_log_tests, Fixture)
@@ -319,10 +332,9 @@ BOOST_AUTO_TEST_CASE(headers_of_another_log_are_refused) {
   bad[0] = 'X';
   write_all(path(), bad);
   BOOST_TEST(contains(reader().status().message(), "bad magic"));
-  bad = good;
-  put_u32(bad, 8, 2);  // version 2, checksum recomputed: a newer format
-  put_u64(bad, 56, XXH3_64bits_withSeed(bad.data(), 56, 0));
-  write_all(path(), bad);
+  write_all(path(), with_version(good, 3));  // a newer format
+  BOOST_TEST(reader().status().number() == 32770u);
+  write_all(path(), with_version(good, 0));
   BOOST_TEST(reader().status().number() == 32770u);
   write_all(path(), good.substr(0, 30));
   BOOST_TEST(contains(reader().status().message(), "shorter than the header"));
@@ -424,6 +436,156 @@ BOOST_AUTO_TEST_CASE(the_writer_refuses_records_outside_the_disks) {
   BOOST_TEST(!std::filesystem::exists(dir / UndoLog::temp_file_name(8)));
   auto bad_bs = UndoLogWriter::create(dir_fd.get(), dir / "9.undo", {vm, 9, 2, 1000});
   BOOST_TEST(bad_bs.status().IsInvalidParameter());
+}
+
+BOOST_AUTO_TEST_CASE(range_records_round_trip_with_whole_and_zero_records) {
+  auto w = create();
+  const auto whole = bytes_of(1, kBs);
+  const auto part = bytes_of(2, 1000);
+  const auto end_part = bytes_of(3, 96);
+  const auto tail_part = bytes_of(4, 50);
+  const UndoRecord recs[] = {
+      {0, 0, false, whole},                // a whole block
+      {0, 1, true, {}},                    // a whole zero block
+      {0, 2, false, part, 100, 1000},      // a range
+      {0, 2, true, {}, 2000, 500},         // a zero range of the same block
+      {0, 3, false, end_part, 4000, 96},   // a range ending at the block's end
+      {0, 4, true, {}, 0, kBs - 1},        // a zero range of all but the last byte
+      {1, 3, false, tail_part, 50, 50},    // a range ending at a short last block's end
+  };
+  BOOST_REQUIRE(w.append_batch(recs, kDisks).ok());
+  BOOST_REQUIRE(w.seal().ok());
+  // Zero ranges store no data: headers plus the data bytes, nothing more.
+  const uint64_t payload = 7 * UndoLog::kRecordHeaderSize + kBs + 1000 + 96 + 50;
+  BOOST_TEST(w.size() == UndoLog::kHeaderSize + 2 * (UndoLog::kBatchHeaderSize +
+                                                     UndoLog::kCommitSize) + payload);
+
+  std::vector<std::vector<Got>> got;
+  auto s = scan(&got, true);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  const std::vector<std::vector<Got>> want = {{
+      {0, 0, false, whole},
+      {0, 1, true, {}},
+      {0, 2, false, part, 100, 1000},
+      {0, 2, true, {}, 2000, 500},
+      {0, 3, false, end_part, 4000, 96},
+      {0, 4, true, {}, 0, kBs - 1},
+      {1, 3, false, tail_part, 50, 50},
+  }};
+  BOOST_TEST((got == want));
+  auto r = reader();
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->version() == 2u);
+  const std::string bytes = read_all(path());
+  BOOST_TEST(bytes[8] == 2);  // the writer writes version 2
+}
+
+BOOST_AUTO_TEST_CASE(malformed_range_records_are_refused_by_writer_and_reader) {
+  auto w = create();
+  const auto d100 = bytes_of(1, 100);
+  const auto d10 = bytes_of(2, 10);
+  const auto whole = bytes_of(3, kBs);
+  struct WriterCase {
+    const char* what;
+    UndoRecord rec;
+  };
+  const WriterCase writer_cases[] = {
+      {"range past the block's end", {0, 0, false, d100, kBs - 50, 100}},
+      {"range past a short last block's end", {1, 3, false, d10, 95, 10}},
+      {"offset without a range (length 0)", {0, 0, true, {}, 5, 0}},
+      {"range that is the whole block", {0, 0, false, whole, 0, kBs}},
+      {"zero range that is the whole block", {0, 0, true, {}, 0, kBs}},
+      {"zero range with data", {0, 0, true, d10, 0, 10}},
+      {"range whose data is shorter", {0, 0, false, d10, 0, 20}},
+  };
+  for (const auto& c : writer_cases) {
+    const UndoRecord one[] = {c.rec};
+    BOOST_TEST(w.append_batch(one, kDisks).IsInvalidParameter(), c.what);
+  }
+  BOOST_TEST(w.size() == UndoLog::kHeaderSize);  // nothing was written
+  BOOST_REQUIRE(w.append_batch({}, kDisks).ok());  // the writer is still usable
+  w = UndoLogWriter();
+
+  const std::string good = read_all(path());
+  const uint64_t at = good.size();
+  struct ReaderCase {
+    const char* what;
+    std::string record;
+    const char* message;
+  };
+  const ReaderCase reader_cases[] = {
+      {"range past the block's end", make_record(0, 2, 0, 100, 100, kBs - 50),
+       "runs past the block"},
+      {"range past a short last block's end", make_record(1, 2, 3, 10, 10, 95),
+       "runs past the block"},
+      {"empty range", make_record(0, 2, 0, 0, 0, 5), "empty range"},
+      {"empty zero range", make_record(0, 3, 0, 0, 0, 5), "empty range"},
+      {"range that is the whole block", make_record(0, 2, 0, kBs, kBs), "is the whole block"},
+      {"zero range that is the whole block", make_record(0, 3, 0, kBs, 0), "is the whole block"},
+      {"offset without the range flag", make_record(0, 0, 0, kBs, kBs, 8),
+       "without the range flag"},
+      {"offset on a zero record", make_record(0, 1, 0, 0, 0, 8), "without the range flag"},
+  };
+  for (const auto& c : reader_cases) {
+    write_all(path(), good + make_batch(seq, 1, 0, {c.record}, 1));
+    std::vector<std::vector<Got>> got;
+    auto s = scan(&got, false);
+    BOOST_TEST_CONTEXT(c.what) {
+      BOOST_TEST(s.status().number() == 32768u);
+      BOOST_TEST(contains(s.status().message(), c.message), s.status().message());
+      BOOST_TEST(contains(s.status().message(), "record 0 at offset " + std::to_string(at + 40)),
+                 s.status().message());
+      BOOST_TEST(got.empty());  // the batch before it is empty, and is not handed out
+    }
+  }
+  // A zero range carrying data: the bytes are not its, so they are left over in the batch.
+  write_all(path(), good + make_batch(seq, 1, 0, {make_record(0, 3, 0, 10, 10, 0)}, 1));
+  std::vector<std::vector<Got>> got;
+  auto s = scan(&got, false);
+  BOOST_TEST(s.status().number() == 32768u);
+  BOOST_TEST(contains(s.status().message(), "10 payload bytes follow the last record"),
+             s.status().message());
+  BOOST_TEST(contains(s.status().message(), "offset " + std::to_string(at)));
+}
+
+BOOST_AUTO_TEST_CASE(a_version_1_log_is_read_and_range_flags_in_it_are_refused) {
+  {
+    auto w = create();
+    write_batches(w, 2, false);  // whole and zero records only, as version 1 wrote them
+  }
+  const std::string v1 = with_version(read_all(path()), 1);
+  write_all(path(), v1);
+  auto r = reader();
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  BOOST_TEST(r->version() == 1u);
+  std::vector<std::vector<Got>> got;
+  auto s = scan(&got, false);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  BOOST_TEST(s->batches == 2u);
+  BOOST_TEST((got == written));
+
+  const uint64_t at = v1.size();
+  const std::string ranges[] = {make_record(0, 2, 0, 100, 100, 8), make_record(0, 3, 0, 100, 0, 8)};
+  for (const auto& rec : ranges) {
+    write_all(path(), v1 + make_batch(seq, 2, 0, {rec}, 1));
+    got.clear();
+    s = scan(&got, false);
+    BOOST_TEST(s.status().number() == 32768u);
+    BOOST_TEST(contains(s.status().message(), "record 0 at offset " + std::to_string(at + 40)),
+               s.status().message());
+    BOOST_TEST(contains(s.status().message(), "unknown flags"), s.status().message());
+    BOOST_TEST(got.size() == 2u);
+  }
+  // The same range record in a version 2 log is fine.
+  write_all(path(), with_version(v1, 2) + make_batch(seq, 2, 0, {ranges[0]}, 1));
+  got.clear();
+  s = scan(&got, false);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  BOOST_TEST(s->batches == 3u);
+  BOOST_REQUIRE(got.size() == 3u);
+  BOOST_TEST(got[2][0].offset == 8u);
+  BOOST_TEST(got[2][0].range_length == 100u);
+  BOOST_TEST(got[2][0].data.size() == 100u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -139,8 +139,9 @@ VMR_EXTERN vmr_status vmr_disk_path(vmr_service *svc, const char *computer_syste
 /* The change feed: reports a write to [offset, offset+length) of a disk. Returns 0 once the
  * range is durable (a crash after this call cannot lose it); concurrent callers share one
  * fsync. The first call attaches the feed: later cycles send the reported blocks without
- * scanning the disk (after one scan cycle that establishes the feed). 32773 names a bad
- * disk, offset or length. */
+ * scanning the disk (after one scan cycle that establishes the feed), and of a block only
+ * the 4 KiB units reported (from the first to the last). 32773 names a bad disk, offset or
+ * length. */
 VMR_EXTERN vmr_status vmr_disk_mark_dirty(vmr_service *svc, const char *computer_system, uint32_t disk,
                                           uint64_t offset, uint64_t length);
 /* ComputeDigest: index + Merkle root of every disk. Returns 4096 and a job whose instance
