@@ -449,19 +449,12 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
   std::vector<BlockUpdate> updates;
   std::vector<std::vector<uint8_t>> held;  // the buffers `updates` points into
   uint64_t group_bytes = 0;
-  // Blocks written in part: their hash is taken from the image once the group is applied (the
-  // rest of the block is what we held, which is what the Merkle root then checks).
-  std::vector<std::pair<uint32_t, uint64_t>> partial;
-  std::vector<std::byte> whole;
+  // A block written in part is hashed as the store leaves it: the range plus the rest of the
+  // block as this replica held it, which is what the Merkle root then checks.
+  const ReplicaStore::Apply::BlockContentFn hash_partial =
+      [&idx](uint32_t d, uint64_t blk, std::span<const std::byte> bytes) { idx[d].set_from_bytes(blk, bytes); };
   auto flush = [&]() -> Status {
-    Status st = apply.apply_batch(updates);
-    for (size_t k = 0; k < partial.size() && st.ok(); ++k) {
-      const auto [d, blk] = partial[k];
-      whole.resize(idx[d].block_length(blk));
-      st = apply.read_block(d, blk, whole);
-      if (st.ok()) idx[d].set_from_bytes(blk, whole);
-    }
-    partial.clear();
+    Status st = apply.apply_batch(updates, hash_partial);
     updates.clear();
     group_bytes = 0;
     for (auto& h : held) ch_->give_buffer(std::move(h));
@@ -481,6 +474,15 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
       }
       const uint32_t d = batch->disk;
       const proto::BatchGeometry geo{rec.disks[d].size_bytes, b.block_size};
+      // A group is one store batch, or one protocol batch (whose blocks are distinct): either
+      // way each partly written block is hashed from its content after the group.
+      const size_t n = batch->zero_blocks.size() + batch->data_blocks.size() + batch->ranges.size();
+      if (!updates.empty() && updates.size() + n > apply.max_batch_blocks()) {
+        if (Status st = flush(); !st.ok()) {
+          apply.abort();
+          return st;
+        }
+      }
       // A raw batch is applied from the frame's own buffer; a compressed one is opened first.
       if (batch->codec == proto::Codec::Raw) {
         if (Status ok = proto::check_batch(*batch, geo); !ok.ok()) {
@@ -513,7 +515,6 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
         std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(raw.data() + off), r.length);
         off += r.length;
         updates.push_back(BlockUpdate{d, r.block, bytes, r.offset});
-        partial.emplace_back(d, r.block);
       }
       group_bytes += off;
       res.applied += batch->zero_blocks.size() + batch->data_blocks.size() + batch->ranges.size();

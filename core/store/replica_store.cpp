@@ -708,22 +708,6 @@ Status ReplicaStore::Apply::check_update(uint32_t disk, uint64_t block, uint32_t
   return Status::OK();
 }
 
-Status ReplicaStore::Apply::read_block(uint32_t disk, uint64_t block,
-                                       std::span<std::byte> out) const {
-  VMREPL_RETURN_IF_ERROR(check_block(disk, block));
-  const uint32_t bs = store_->block_size_;
-  const uint64_t want = UndoLog::block_length(store_->disk_sizes_[disk], bs, block);
-  if (out.size() != want)
-    return Status::InvalidParameter("disk " + std::to_string(disk) + " block " +
-                                    std::to_string(block) + ": a buffer of " +
-                                    std::to_string(out.size()) + " bytes; the block holds " +
-                                    std::to_string(want));
-  // A hole reads as zeros.
-  return pread_full(store_->images_[disk].get(), out, block * bs)
-      .Annotate("reading disk " + std::to_string(disk) + " block " + std::to_string(block) +
-                " of " + store_->image_path(disk));
-}
-
 Status ReplicaStore::Apply::write(uint32_t disk, uint64_t block, std::span<const std::byte> data) {
   if (data.empty())
     return Status::InvalidParameter("write of disk " + std::to_string(disk) + " block " +
@@ -760,19 +744,21 @@ Status ReplicaStore::Apply::apply_batch() {
   Status st;
   for (std::size_t i = 0; i < updates.size() && st.ok(); i += step)
     st = apply_one_batch(
-        std::span<const BlockUpdate>(updates).subspan(i, std::min(step, updates.size() - i)));
+        std::span<const BlockUpdate>(updates).subspan(i, std::min(step, updates.size() - i)), {});
   queue_.clear();
   queue_buf_.clear();
   return st;
 }
 
-Status ReplicaStore::Apply::apply_batch(std::span<const BlockUpdate> updates) {
+Status ReplicaStore::Apply::apply_batch(std::span<const BlockUpdate> updates,
+                                        const BlockContentFn& on_partial) {
   VMREPL_RETURN_IF_ERROR(apply_batch());
   for (const auto& u : updates)
     VMREPL_RETURN_IF_ERROR(check_update(u.disk, u.block, u.offset, u.data.size(), true));
   const std::size_t step = max_batch_blocks();
   for (std::size_t i = 0; i < updates.size(); i += step)
-    VMREPL_RETURN_IF_ERROR(apply_one_batch(updates.subspan(i, std::min(step, updates.size() - i))));
+    VMREPL_RETURN_IF_ERROR(
+        apply_one_batch(updates.subspan(i, std::min(step, updates.size() - i)), on_partial));
   return Status::OK();
 }
 
@@ -800,7 +786,8 @@ void ReplicaStore::Apply::mark_logged(uint32_t disk, uint64_t block, uint32_t be
   }
 }
 
-Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates) {
+Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates,
+                                            const BlockContentFn& on_partial) {
   const uint32_t bs = store_->block_size_;
   const auto& sizes = store_->disk_sizes_;
   enum Kind : uint8_t { kData, kZero, kPartial };
@@ -832,6 +819,29 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
     return std::tuple(a.disk, a.block, a.begin) < std::tuple(b.disk, b.block, b.begin);
   });
 
+  // Blocks this batch updates in part are read whole before anything is written: their
+  // unlogged bytes are the pre-image pieces below, and once the batch is written the caller
+  // gets each block as the batch leaves it (on_partial), without reading it back to hash it.
+  using BlockKey = std::pair<uint32_t, uint64_t>;
+  std::vector<BlockKey> partial;
+  for (std::size_t i = 0; i < updates.size(); ++i)
+    if (kind[i] == kPartial) partial.emplace_back(updates[i].disk, updates[i].block);
+  std::sort(partial.begin(), partial.end());
+  partial.erase(std::unique(partial.begin(), partial.end()), partial.end());
+  if (store_->partial_blocks_.size() < partial.size() * bs)
+    store_->partial_blocks_.resize(partial.size() * bs);
+  auto partial_block = [&](uint32_t disk, uint64_t block) -> std::span<std::byte> {
+    auto it = std::lower_bound(partial.begin(), partial.end(), BlockKey(disk, block));
+    if (it == partial.end() || *it != BlockKey(disk, block)) return {};
+    return std::span<std::byte>(store_->partial_blocks_)
+        .subspan(static_cast<std::size_t>(it - partial.begin()) * bs,
+                 UndoLog::block_length(sizes[disk], bs, block));
+  };
+  for (const auto& [disk, block] : partial) {
+    Status st = pread_full(store_->images_[disk].get(), partial_block(disk, block), block * bs);
+    if (!st.ok()) return fail(st.Annotate("reading pre-images of " + store_->image_path(disk)));
+  }
+
   // What to log: per block, each maximal run of the bytes this batch overwrites that has no
   // pre-image logged yet. Those bytes were never overwritten in this apply, so the image
   // still holds their original content, and the pieces of one block (in this batch and
@@ -845,7 +855,7 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
     bool zero_writes;       // whole: every write to it in this batch is a zero block
     bool skip = false;      // zero over zero: nothing to log or write
     bool pre_zero = false;  // the old bytes are all zero (or a hole)
-    std::size_t at = 0;     // where its old bytes lie in the pre-image buffer
+    std::span<const std::byte> old = {};  // its old bytes (pre-image buffer or a partial block)
   };
   std::vector<Piece> pieces;
   pieces.reserve(touches.size());
@@ -880,11 +890,19 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
     for (const auto& [b, e] : missing) pieces.push_back(Piece{disk, block, b, e, false, false});
   }
 
-  // Read the old bytes: runs of adjacent whole blocks with one sparse-aware read each, ranges
-  // with a pread each.
+  // Read the old bytes: a range of a block read whole above is there already; runs of
+  // adjacent whole blocks take one sparse-aware read each, other ranges a pread each.
   uint64_t total = 0;
-  for (auto& p : pieces) {
-    p.at = total;
+  std::vector<uint64_t> pre_at(pieces.size());
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    Piece& p = pieces[i];
+    if (!p.whole) {
+      if (auto blk = partial_block(p.disk, p.block); !blk.empty()) {
+        p.old = blk.subspan(p.begin, p.end - p.begin);
+        continue;
+      }
+    }
+    pre_at[i] = total;
     total += p.end - p.begin;
   }
   // The store's pre-image buffer serves every batch of every apply: its pages stay mapped.
@@ -895,11 +913,14 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
     const int fd = store_->images_[pieces[i].disk].get();
     if (!pieces[i].whole) {
       Piece& p = pieces[i];
-      auto old = pre.subspan(p.at, p.end - p.begin);
-      Status st = pread_full(fd, old, p.block * bs + p.begin);
-      if (!st.ok())
-        return fail(st.Annotate("reading pre-images of " + store_->image_path(p.disk)));
-      p.pre_zero = is_all_zero(std::span<const std::byte>(old));
+      if (p.old.empty()) {
+        auto old = pre.subspan(pre_at[i], p.end - p.begin);
+        Status st = pread_full(fd, old, p.block * bs + p.begin);
+        if (!st.ok())
+          return fail(st.Annotate("reading pre-images of " + store_->image_path(p.disk)));
+        p.old = old;
+      }
+      p.pre_zero = is_all_zero(p.old);
       ++i;
       continue;
     }
@@ -907,8 +928,8 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
     while (j < pieces.size() && pieces[j].whole && pieces[j].disk == pieces[i].disk &&
            pieces[j].block == pieces[j - 1].block + 1)
       ++j;
-    const uint64_t begin = pieces[i].at;
-    const uint64_t end = pieces[j - 1].at + (pieces[j - 1].end - pieces[j - 1].begin);
+    const uint64_t begin = pre_at[i];
+    const uint64_t end = pre_at[j - 1] + (pieces[j - 1].end - pieces[j - 1].begin);
     holes.assign(j - i, 0);
     auto r = read_blocks(fd, pieces[i].block * bs, pre.subspan(begin, end - begin), bs, holes);
     if (!r.ok())
@@ -916,8 +937,8 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
           r.status().Annotate("reading pre-images of " + store_->image_path(pieces[i].disk)));
     for (std::size_t k = i; k < j; ++k) {
       Piece& p = pieces[k];
-      p.pre_zero = holes[k - i] != 0 ||
-                   is_all_zero(std::span<const std::byte>(pre.subspan(p.at, p.end - p.begin)));
+      p.old = pre.subspan(pre_at[k], p.end - p.begin);
+      p.pre_zero = holes[k - i] != 0 || is_all_zero(p.old);
       p.skip = p.pre_zero && p.zero_writes;
     }
     i = j;
@@ -927,8 +948,7 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
   records.reserve(pieces.size());
   for (const auto& p : pieces) {
     if (p.skip) continue;
-    const auto old = p.pre_zero ? std::span<const std::byte>{}
-                                : std::span<const std::byte>(pre.subspan(p.at, p.end - p.begin));
+    const auto old = p.pre_zero ? std::span<const std::byte>{} : p.old;
     if (p.whole)
       records.push_back(UndoRecord{p.disk, p.block, p.pre_zero, old});
     else
@@ -1001,6 +1021,17 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
     if (span[d].second > span[d].first)
       ::sync_file_range(store_->images_[d].get(), static_cast<off64_t>(span[d].first),
                         static_cast<off64_t>(span[d].second - span[d].first), SYNC_FILE_RANGE_WRITE);
+  if (!on_partial || partial.empty()) return Status::OK();
+  // Every update of a block read whole, in order, makes what the image now holds of it.
+  for (const auto& u : updates) {
+    auto blk = partial_block(u.disk, u.block);
+    if (blk.empty()) continue;
+    if (u.data.empty())
+      std::fill(blk.begin(), blk.end(), std::byte{0});
+    else
+      std::copy(u.data.begin(), u.data.end(), blk.begin() + u.offset);
+  }
+  for (const auto& [disk, block] : partial) on_partial(disk, block, partial_block(disk, block));
   return Status::OK();
 }
 

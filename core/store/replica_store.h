@@ -58,6 +58,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -243,7 +244,10 @@ class ReplicaStore {
   // Set when the image may be between points (a failed rollback); open() recovers.
   Status broken_;
   ReplicaRecovery recovered_;
-  std::vector<std::byte> preimages_;  // the open apply's pre-image reads, kept across applies
+  // The open apply's pre-image reads and the blocks it updates in part, kept across applies
+  // (their pages stay mapped).
+  std::vector<std::byte> preimages_;
+  std::vector<std::byte> partial_blocks_;
 };
 
 // One cycle being applied. Made by ReplicaStore::begin_apply; destroying it without commit()
@@ -266,15 +270,18 @@ class ReplicaStore::Apply {
   // Applies the queued blocks durably (see the header comment). After a failure the Apply
   // accepts nothing but abort() (and destruction).
   Status apply_batch();
+  // Receives the whole content of a block a batch updated in part, as the image now holds it
+  // (what earlier batches made of it plus this batch's updates; holes read as zeros). The span
+  // is valid during the call only.
+  using BlockContentFn = std::function<void(uint32_t disk, uint64_t block, std::span<const std::byte>)>;
   // Applies `updates` after the queued blocks, in order (a later write of a byte wins),
   // without copying them; partial updates included (see BlockUpdate). Large spans are split
-  // into batches of max_batch_blocks() updates.
-  Status apply_batch(std::span<const BlockUpdate> updates);
-  // Reads the image's current content of a block into `out` (holes read as zeros): what the
-  // applied batches made of it, e.g. to hash a block updated partially. Blocks still queued by
-  // write()/write_zero() are not in the image until apply_batch(). InvalidParameter unless
-  // out.size() is the block's length; only while the Apply is open and has not failed.
-  Status read_block(uint32_t disk, uint64_t block, std::span<std::byte> out) const;
+  // into batches of max_batch_blocks() updates. `on_partial`, when set, is called once per
+  // block with a partial update in a batch, once that batch is written: the caller can hash
+  // the block without reading it back (the store reads it whole as it takes its pre-image).
+  // A block updated again by a later batch of the same call is reported again only if that
+  // update is partial: pass at most max_batch_blocks() updates to get every block's content.
+  Status apply_batch(std::span<const BlockUpdate> updates, const BlockContentFn& on_partial = {});
   // Commits the point (see the header comment). After it the Apply is spent.
   Status commit(const CommitInfo& info);
   // Rolls the image back to where it was before begin_apply and deletes the log.
@@ -291,7 +298,7 @@ class ReplicaStore::Apply {
   Status check_block(uint32_t disk, uint64_t block) const;
   Status check_update(uint32_t disk, uint64_t block, uint32_t offset, size_t length,
                       bool partial_ok) const;
-  Status apply_one_batch(std::span<const BlockUpdate> updates);
+  Status apply_one_batch(std::span<const BlockUpdate> updates, const BlockContentFn& on_partial);
   // Marks bytes [begin, end) of a block as logged.
   void mark_logged(uint32_t disk, uint64_t block, uint32_t begin, uint32_t end, uint32_t length);
   Status fail(Status st);

@@ -142,19 +142,36 @@ std::string byte_difference(const std::vector<std::byte>& a, const std::vector<s
   return at == a.end() ? "" : "first difference at byte " + std::to_string(at - a.begin());
 }
 
-// Applies `ups` to the image through `a` and to `model` (the expected bytes per disk) alike.
+// Applies `ups` to the image through `a` and to `model` (the expected bytes per disk) alike,
+// and checks that each block updated in part is reported once, with its content after `ups`.
 void apply_both(ReplicaStore::Apply& a, std::span<const BlockUpdate> ups,
                 std::vector<std::vector<std::byte>>& model) {
-  Status st = a.apply_batch(ups);
+  using Key = std::pair<uint32_t, uint64_t>;
+  std::map<Key, std::vector<std::byte>> reported;
+  Status st = a.apply_batch(ups, [&](uint32_t d, uint64_t b, std::span<const std::byte> content) {
+    BOOST_TEST(reported.count({d, b}) == 0u, "disk " << d << " block " << b << " reported twice");
+    reported[{d, b}].assign(content.begin(), content.end());
+  });
   BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
+  std::set<Key> partial;
   for (const auto& u : ups) {
     auto& m = model[u.disk];
+    const uint64_t len = std::min<uint64_t>(kBs, m.size() - u.block * kBs);
+    if (u.offset != 0 || (!u.data.empty() && u.data.size() != len)) partial.insert({u.disk, u.block});
     const uint64_t at = u.block * kBs + u.offset;
     if (u.data.empty())
-      std::fill_n(m.begin() + static_cast<std::ptrdiff_t>(at),
-                  std::min<uint64_t>(kBs, m.size() - at), std::byte{0});
+      std::fill_n(m.begin() + static_cast<std::ptrdiff_t>(at), len, std::byte{0});
     else
       std::copy(u.data.begin(), u.data.end(), m.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  BOOST_TEST(reported.size() == partial.size());
+  for (const auto& [key, content] : reported) {
+    BOOST_TEST(partial.count(key) == 1u, "disk " << key.first << " block " << key.second);
+    const auto& m = model[key.first];
+    const auto from = m.begin() + static_cast<std::ptrdiff_t>(key.second * kBs);
+    const std::vector<std::byte> want(from, from + static_cast<std::ptrdiff_t>(std::min<uint64_t>(
+                                                        kBs, m.size() - key.second * kBs)));
+    BOOST_TEST((content == want), "disk " << key.first << " block " << key.second);
   }
 }
 
@@ -809,9 +826,6 @@ BOOST_AUTO_TEST_CASE(partial_updates_write_only_their_bytes_and_log_only_their_r
   BOOST_TEST(st.preimages == kBlocks);  // one range record per block
   BOOST_TEST(st.batches == 1u);
   BOOST_TEST(st.preimage_bytes <= range_bytes);
-  std::vector<std::byte> blk(kBs);
-  BOOST_REQUIRE((*ap)->read_block(0, 2, blk).ok());
-  BOOST_TEST(std::memcmp(blk.data(), model[0].data() + 2 * kBs, kBs) == 0);
   BOOST_REQUIRE((*ap)->commit(any_commit_info(1)).ok());
   BOOST_TEST(byte_difference(file_bytes(r.image(0)), model[0]) == "");
 
@@ -969,13 +983,15 @@ BOOST_AUTO_TEST_CASE(a_partial_update_on_a_hole_rolls_back_to_a_hole) {
   // A range of whole 4 KiB pages of block 3, and 100 bytes at the end of block 5.
   const BlockUpdate ups[] = {{0, 3, data, 4096}, {0, 5, tail, kBs - 100}};
   auto apply = [&](ReplicaStore::Apply& ap) {
-    BOOST_REQUIRE(ap.apply_batch(ups).ok());
+    std::vector<std::byte> blk;
+    BOOST_REQUIRE(ap.apply_batch(ups, [&](uint32_t, uint64_t b, std::span<const std::byte> c) {
+                      if (b == 3) blk.assign(c.begin(), c.end());
+                    }).ok());
     BOOST_TEST(ap.stats().preimages == 2u);
     BOOST_TEST(ap.stats().preimage_bytes == 0u);  // zero ranges: no data
     BOOST_TEST(ap.stats().log_bytes == UndoLog::kHeaderSize + UndoLog::kBatchHeaderSize +
                                            2 * UndoLog::kRecordHeaderSize + UndoLog::kCommitSize);
-    std::vector<std::byte> blk(kBs);
-    BOOST_REQUIRE(ap.read_block(0, 3, blk).ok());
+    BOOST_REQUIRE(blk.size() == kBs);
     BOOST_TEST(is_all_zero(std::span(blk).first(4096)));
     BOOST_TEST(std::memcmp(blk.data() + 4096, data.data(), data.size()) == 0);
     BOOST_TEST(is_all_zero(std::span(blk).subspan(4096 + 8192)));
@@ -1004,36 +1020,52 @@ BOOST_AUTO_TEST_CASE(a_partial_update_on_a_hole_rolls_back_to_a_hole) {
   check_hole();
 }
 
-BOOST_AUTO_TEST_CASE(read_block_returns_the_current_content_and_checks_its_size) {
+BOOST_AUTO_TEST_CASE(each_block_updated_in_part_is_reported_as_the_image_holds_it) {
   Replica r(dir / "root", {1 * kMiB, 1 * kMiB + 4096});
   auto ap = r.store->begin_apply(1, RecoveryPointType::Standard);
   BOOST_REQUIRE(ap.ok());
   auto& a = **ap;
-  const auto full = random_bytes(1, kBs), part = random_bytes(2, 96);
-  const BlockUpdate ups[] = {{0, 2, full}, {1, 16, part, 1000}};  // 1/16 is the 4 KiB tail
-  BOOST_REQUIRE(a.apply_batch(ups).ok());
-  BOOST_REQUIRE(a.write(0, 4, full).ok());  // queued: not in the image yet
+  using Key = std::pair<uint32_t, uint64_t>;
+  std::vector<std::pair<Key, std::vector<std::byte>>> seen;
+  auto report = [&](uint32_t d, uint64_t b, std::span<const std::byte> c) {
+    seen.push_back({{d, b}, std::vector<std::byte>(c.begin(), c.end())});
+  };
+  const auto full = random_bytes(1, kBs), part = random_bytes(2, 96), x = random_bytes(3, 700),
+             y = random_bytes(4, 300);
+  // A whole block is not reported; 1/16 is the 4 KiB tail, reported at its length.
+  const BlockUpdate ups[] = {{0, 2, full}, {1, 16, part, 1000}};
+  BOOST_REQUIRE(a.apply_batch(ups, report).ok());
+  std::vector<std::byte> tail(4096);
+  std::copy(part.begin(), part.end(), tail.begin() + 1000);
+  BOOST_REQUIRE(seen.size() == 1u);
+  BOOST_TEST((seen[0].first == Key{1, 16}));
+  BOOST_TEST((seen[0].second == tail));
 
-  std::vector<std::byte> blk(kBs), tail(4096);
-  BOOST_REQUIRE(a.read_block(0, 2, blk).ok());
-  BOOST_TEST((blk == full));
-  BOOST_REQUIRE(a.read_block(1, 16, tail).ok());
-  std::vector<std::byte> want(4096);
-  std::copy(part.begin(), part.end(), want.begin() + 1000);
-  BOOST_TEST((tail == want));
-  BOOST_REQUIRE(a.read_block(0, 4, blk).ok());
-  BOOST_TEST(is_all_zero(blk));
-  BOOST_REQUIRE(a.apply_batch().ok());
-  BOOST_REQUIRE(a.read_block(0, 4, blk).ok());
-  BOOST_TEST((blk == full));
-
-  BOOST_TEST(a.read_block(1, 16, blk).IsInvalidParameter());  // the tail holds 4 KiB
-  BOOST_TEST(a.read_block(0, 2, tail).IsInvalidParameter());
-  BOOST_TEST(a.read_block(0, 2, {}).IsInvalidParameter());
-  BOOST_TEST(a.read_block(0, 16, blk).IsInvalidParameter());
-  BOOST_TEST(a.read_block(2, 0, blk).IsInvalidParameter());
+  // A queued write is applied first: the range lands on it. Several updates of one block in a
+  // batch are reported once, with what they make of it together.
+  seen.clear();
+  BOOST_REQUIRE(a.write(0, 4, full).ok());
+  const BlockUpdate more[] = {{0, 4, x, 100},   {0, 6, x, 0},    {0, 6, full},
+                              {0, 6, y, 500},   {0, 7, x, 9000}, {0, 7, {}},
+                              {0, 8, y, kBs - 300}};
+  BOOST_REQUIRE(a.apply_batch(more, report).ok());
+  auto with = [](std::vector<std::byte> base, const std::vector<std::byte>& v, std::size_t at) {
+    std::copy(v.begin(), v.end(), base.begin() + static_cast<std::ptrdiff_t>(at));
+    return base;
+  };
+  const std::vector<std::byte> zeros(kBs);
+  const std::vector<std::pair<Key, std::vector<std::byte>>> want = {
+      {{0, 4}, with(full, x, 100)},
+      {{0, 6}, with(full, y, 500)},
+      {{0, 7}, zeros},
+      {{0, 8}, with(zeros, y, kBs - 300)}};
+  BOOST_TEST((seen == want));
+  // And that is what the image holds.
+  const auto img = file_bytes(r.image(0));
+  for (const auto& [key, bytes] : want)
+    BOOST_TEST(std::memcmp(img.data() + key.second * kBs, bytes.data(), kBs) == 0,
+               "block " << key.second);
   BOOST_REQUIRE(a.commit(any_commit_info(2)).ok());
-  BOOST_TEST(a.read_block(0, 2, blk).IsInvalidState());
 }
 
 BOOST_AUTO_TEST_CASE(partial_updates_of_a_bad_shape_are_refused_and_nothing_is_written) {
