@@ -546,8 +546,7 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   // What the replica holds (base) is settled for every disk before the cycle begins; what we
   // hold now comes from the feed, or from a scan that runs while its changes are sent.
   std::vector<BlockIndex> base(nd), now(nd);
-  std::vector<std::vector<uint64_t>> candidates(nd);
-  std::vector<std::vector<DirtyBlock>> parts(nd);  // from the feed: the bytes of each candidate written
+  std::vector<std::vector<DirtyBlock>> parts(nd);  // from the feed: the candidates, with the bytes written
   std::vector<uint8_t> scanned_disk(nd, 0);
   uint64_t total_bytes = 0;
   for (const auto& d : vm.disks) total_bytes += d.size_bytes;
@@ -577,8 +576,6 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
         base[d] = std::move(b).value();
         now[d] = base[d].clone();
         parts[d] = dirty_blocks(fc.blocks[d], kFeedUnit, bs, vm.disks[d].size_bytes);
-        candidates[d].reserve(parts[d].size());
-        for (const auto& p : parts[d]) candidates[d].push_back(p.block);
         continue;
       }
       // Without the acknowledged index the feed alone cannot say what the replica holds.
@@ -638,28 +635,22 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
     return network_failure(accepted.status());
 
   SendPlan plan{vm, cycle_id, compress, &base, total_bytes / 4, total_bytes};
+  // Sets whether the VM's next cycle sends whole blocks; returns what it was. Ranges that went
+  // out stand on the rest of their blocks until the replica acknowledges them: from the moment
+  // they are sent until the ack, the flag is set, so any failure makes the retry send whole
+  // blocks.
+  auto set_whole_blocks_next = [&](bool on) {
+    std::lock_guard<std::mutex> lk(mu_);
+    const bool was = whole_blocks_next_.erase(vm.id) != 0;
+    if (on) whole_blocks_next_.insert(vm.id);
+    return was;
+  };
+  plan.whole_blocks = set_whole_blocks_next(false);
   SendTally tally(nd);
   BlockSender sender(*this, t, ch, seq, plan, tally);
-  bool whole_blocks = false;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    whole_blocks = whole_blocks_next_.erase(vm.id) != 0;
-  }
-  // Armed while ranges may be in flight: a failure below makes the retry send whole blocks.
-  struct RangesFailed {
-    Replicator* r;
-    const Guid& id;
-    const SendTally& tally;
-    bool armed = true;
-    ~RangesFailed() {
-      if (armed && tally.ranges != 0) {
-        std::lock_guard<std::mutex> lk(r->mu_);
-        r->whole_blocks_next_.insert(id);
-      }
-    }
-  } ranges_failed{this, vm.id, tally};
-  if (Status sent = send_blocks(sender, vm, now, candidates, whole_blocks ? nullptr : &parts); !sent.ok())
-    return network_failure(engine_detail::peer_refusal(ch, sent));
+  Status sent_parts = send_blocks(sender, vm, now, parts);
+  if (tally.ranges != 0) set_whole_blocks_next(true);
+  if (!sent_parts.ok()) return network_failure(engine_detail::peer_refusal(ch, sent_parts));
   uint64_t scanned = 0;
   for (size_t d = 0; d < nd; ++d) {
     if (scanned_disk[d]) {
@@ -681,27 +672,37 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   end.bytes_sent = ch.bytes_sent();
   if (Status sent = ch.send(end); !sent.ok()) return network_failure(engine_detail::peer_refusal(ch, sent));
   t.phase("waiting for the replica to apply");
-  // The new indexes are written and fsynced while the replica applies; they replace the
-  // acknowledged ones only once it has committed.
+  // While the replica applies, the new indexes and the cycle's changed-block list (kept for
+  // RecoveryHistory cycles: a reverse needs them) are written and fsynced as temp files; they
+  // replace the acknowledged ones, by a rename, only once it has committed.
   std::vector<BlockIndex::PendingSave> saves;
   for (size_t d = 0; d < nd; ++d) {
     auto ps = now[d].prepare_save(acked_index_path(vm, static_cast<uint32_t>(d)));
     if (!ps) return ps.status();
     saves.push_back(std::move(ps).value());
   }
+  auto hist = history(vmref);
+  if (!hist) return hist.status();
+  auto list = (*hist)->prepare_put(cycle_id, sent_sets);
+  if (!list) return list.status();
+  // Pruned before this cycle's list is added, so a cycle that fails still leaves the
+  // RecoveryHistory + 1 newest lists (what a reverse from the oldest point the replica may
+  // hold needs); one that succeeds leaves one more until the next cycle prunes.
+  VMREPL_RETURN_IF_ERROR((*hist)->prune(static_cast<size_t>(rel.settings.RecoveryHistory) + 1));
   auto ack = ch.expect<proto::Ack>(opts_.io_timeout * 10);
   if (!ack) return network_failure(ack.status());
   if (ack->code != 0) return Status(static_cast<Code>(ack->code), ack->text);
 
-  // The replica committed: this is now the acknowledged point.
-  ranges_failed.armed = false;
+  // The replica committed: this is now the acknowledged point. Each step is durable before
+  // the next, so a crash leaves a prefix of them done, and every prefix is safe: without the
+  // new indexes the next cycle starts from the old ones and sends this one's blocks again
+  // (the feed's epoch is not acknowledged yet, and the replica's latest point sets the cycle
+  // id); without this cycle's list a reverse across it finds the list missing and resyncs by
+  // Merkle tree; without the relationship's update the replica's latest point still counts.
+  set_whole_blocks_next(false);
   t.phase("recording the acknowledged point");
   for (auto& ps : saves) VMREPL_RETURN_IF_ERROR(ps.commit());
-  // The cycle's changed-block list, kept for RecoveryHistory cycles (reverse needs them).
-  auto hist = history(vmref);
-  if (!hist) return hist.status();
-  VMREPL_RETURN_IF_ERROR((*hist)->put(cycle_id, sent_sets));
-  VMREPL_RETURN_IF_ERROR((*hist)->prune(static_cast<size_t>(rel.settings.RecoveryHistory) + 1));
+  VMREPL_RETURN_IF_ERROR(list->commit());
   abort_epoch.armed = false;
   if (cf) VMREPL_RETURN_IF_ERROR(cf->ack_cycle(fc.epoch));
   const uint64_t wire = ch.bytes_sent() + ch.bytes_received();
@@ -755,11 +756,27 @@ Replicator::BlockSender::~BlockSender() {
   if (buf_.capacity() != 0) ch_.give_buffer(std::move(buf_));
 }
 
-Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand,
-                                     std::span<const DirtyBlock> parts) {
+namespace {
+
+// A candidate block as a part: all of it.
+DirtyBlock as_part(uint64_t b, const BlockIndex& now) { return {b, 0, now.block_length(b)}; }
+DirtyBlock as_part(const DirtyBlock& p, const BlockIndex&) { return p; }
+
+}  // namespace
+
+Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand) {
+  return send_items(d, fd, now, cand);
+}
+
+Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::span<const DirtyBlock> parts) {
+  return send_items(d, fd, now, parts);
+}
+
+template <class Item>
+Status Replicator::BlockSender::send_items(uint32_t d, int fd, BlockIndex& now, std::span<const Item> cand) {
   const uint32_t bs = r_.opts_.block_size;
   // A range stands on the base: only where the replica is known to hold it, and takes them.
-  const bool ranges = !parts.empty() && plan_.base && ch_.peer_has(proto::kBlockRangesCapability);
+  const bool ranges = !plan_.whole_blocks && plan_.base && ch_.peer_has(proto::kBlockRangesCapability);
   const proto::BatchGeometry geo{plan_.vm.disks[d].size_bytes, bs};
   const auto cancelled = [this] { return t_.cancelled(); };
   for (size_t i = 0, n = 0; i < cand.size(); i += n) {
@@ -782,7 +799,8 @@ Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::s
     buf_.clear();
     range_buf_.clear();
     for (size_t k = i; k < i + n; ++k) {
-      const uint64_t b = cand[k];
+      const DirtyBlock part = as_part(cand[k], now);
+      const uint64_t b = part.block;
       const uint32_t len = now.block_length(b);
       const size_t at = buf_.size();
       buf_.resize(at + len);
@@ -800,11 +818,11 @@ Status Replicator::BlockSender::send(uint32_t d, int fd, BlockIndex& now, std::s
       if (now.entry(b).is_zero()) {
         buf_.resize(at);
         batch.zero_blocks.push_back(b);
-      } else if (ranges && (parts[k].lo != 0 || parts[k].hi != len)) {
-        range_buf_.insert(range_buf_.end(), buf_.begin() + static_cast<std::ptrdiff_t>(at + parts[k].lo),
-                          buf_.begin() + static_cast<std::ptrdiff_t>(at + parts[k].hi));
+      } else if (ranges && (part.lo != 0 || part.hi != len)) {
+        range_buf_.insert(range_buf_.end(), buf_.begin() + static_cast<std::ptrdiff_t>(at + part.lo),
+                          buf_.begin() + static_cast<std::ptrdiff_t>(at + part.hi));
         buf_.resize(at);
-        batch.ranges.push_back(proto::BlockRange{b, parts[k].lo, parts[k].hi - parts[k].lo});
+        batch.ranges.push_back(proto::BlockRange{b, part.lo, part.hi - part.lo});
         ++tally_.ranges;
       } else {
         batch.data_blocks.push_back(b);
@@ -851,19 +869,17 @@ void Replicator::BlockSender::finish() {
   if (const uint64_t avg = meter_.average()) t_.rate(avg);
 }
 
+template <class Item>
 Status Replicator::send_blocks(BlockSender& sender, const VmRecord& vm, std::vector<BlockIndex>& now,
-                               const std::vector<std::vector<uint64_t>>& candidates,
-                               const std::vector<std::vector<DirtyBlock>>* parts) {
+                               const std::vector<std::vector<Item>>& lists) {
   uint64_t to_send = 0;
-  for (const auto& c : candidates) to_send += c.size() * uint64_t{opts_.block_size};
+  for (const auto& l : lists) to_send += l.size() * uint64_t{opts_.block_size};
   sender.expect(to_send);
   for (size_t d = 0; d < vm.disks.size(); ++d) {
-    if (candidates[d].empty()) continue;
+    if (lists[d].empty()) continue;
     UniqueFd fd(::open(vm.disks[d].path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return Status::Failed("cannot open " + vm.disks[d].path + ": " + std::strerror(errno));
-    std::span<const DirtyBlock> p;
-    if (parts && (*parts)[d].size() == candidates[d].size()) p = (*parts)[d];
-    VMREPL_RETURN_IF_ERROR(sender.send(static_cast<uint32_t>(d), fd.get(), now[d], candidates[d], p));
+    VMREPL_RETURN_IF_ERROR(sender.send(static_cast<uint32_t>(d), fd.get(), now[d], std::span<const Item>(lists[d])));
   }
   sender.expect(0);
   return Status::OK();

@@ -199,6 +199,8 @@ class Replicator {
     bool compress = false;
     const std::vector<BlockIndex>* base = nullptr;
     uint64_t progress_base = 0, progress_total = 0;
+    // The feed's parts go as whole blocks: the retry of a cycle that sent ranges and failed.
+    bool whole_blocks = false;
   };
   struct SendTally {
     explicit SendTally(size_t disks) : sets(disks) {}
@@ -218,16 +220,20 @@ class Replicator {
     void expect(uint64_t candidate_bytes) { to_send_ = candidate_bytes; }
     // The current bytes of disk d's candidates (read from fd), except those equal to the
     // plan's base; `now` takes the hash of what was read, which is what the replica computes.
-    // With `parts` (one per candidate, from the change feed), a block of which only part was
-    // written goes as that range when the peer takes ranges: the rest of it is the base's.
-    Status send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand,
-                std::span<const DirtyBlock> parts = {});
+    Status send(uint32_t d, int fd, BlockIndex& now, std::span<const uint64_t> cand);
+    // The same for the change feed's parts (one per candidate block): a block of which only
+    // part was written goes as that range when the peer takes ranges (the rest of it is the
+    // base's), unless the plan says whole blocks.
+    Status send(uint32_t d, int fd, BlockIndex& now, std::span<const DirtyBlock> parts);
     // An empty batch: the replica, waiting for the next one, knows the cycle is alive.
     Status keepalive(uint32_t d);
     // A finished transfer shows its average rate.
     void finish();
 
    private:
+    template <class Item>  // uint64_t (a whole block) or DirtyBlock
+    Status send_items(uint32_t d, int fd, BlockIndex& now, std::span<const Item> items);
+
     Replicator& r_;
     ThreadCtx& t_;
     Channel& ch_;
@@ -245,9 +251,11 @@ class Replicator {
   // Opens each disk once and sends its candidates (candidates[d] for disk d).
   Status send_blocks(ThreadCtx& t, Channel& ch, uint64_t& seq, const SendPlan& plan, std::vector<BlockIndex>& now,
                      const std::vector<std::vector<uint64_t>>& candidates, SendTally& tally);
+  // The same with a cycle's sender, for candidate blocks (uint64_t) or the feed's parts
+  // (DirtyBlock): lists[d] for disk d.
+  template <class Item>
   Status send_blocks(BlockSender& sender, const VmRecord& vm, std::vector<BlockIndex>& now,
-                     const std::vector<std::vector<uint64_t>>& candidates,
-                     const std::vector<std::vector<DirtyBlock>>* parts = nullptr);
+                     const std::vector<std::vector<Item>>& lists);
   // Scans disk `d` into now[d] and sends what differs from base[d] while the scan goes on.
   // link_failed: the failure is the channel's (a network failure), not the scan's.
   Status scan_and_send(ThreadCtx& t, BlockSender& sender, const VmRecord& vm, const std::vector<BlockIndex>& base,

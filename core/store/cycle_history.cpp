@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <utility>
 
 #include "core/blocks/block_index.h"
 #include "core/blocks/hash.h"
@@ -127,14 +128,62 @@ Result<std::unique_ptr<CycleHistory>> CycleHistory::open(const std::string& dir,
 }
 
 Status CycleHistory::put(uint64_t seq, const DiskBlockSets& disks) {
+  auto pending = prepare_put(seq, disks);
+  if (!pending.ok()) return pending.status();
+  return pending->commit();
+}
+
+Result<CycleHistory::PendingPut> CycleHistory::prepare_put(uint64_t seq,
+                                                            const DiskBlockSets& disks) {
   if (disks.size() > kMaxDisks) {
     return Status::InvalidParameter("disks has " + str(disks.size()) + " entries; at most " +
                                     str(kMaxDisks) + " are supported");
   }
   const std::string content = encode(seq, block_size_, disks);
   std::lock_guard lock(mu_);
-  return fs::write_file_atomic(dir_.get(), file_name(seq), content, kFileMode)
-      .Annotate("store the changed-block list of cycle " + str(seq));
+  // Unique, so that two puts of one cycle never share a temp file; open() removes the name.
+  std::string tmp = file_name(seq);
+  tmp.insert(tmp.size() - kSuffix.size(), "." + str(temps_made_++));
+  tmp += ".tmp";
+  VMREPL_RETURN_IF_ERROR(
+      fs::write_synced_file_at(dir_.get(), tmp, content, kFileMode, /*replace=*/false)
+          .Annotate("store the changed-block list of cycle " + str(seq)));
+  PendingPut pending;
+  pending.history_ = this;
+  pending.seq_ = seq;
+  pending.tmp_ = std::move(tmp);
+  return pending;
+}
+
+CycleHistory::PendingPut::PendingPut(PendingPut&& o) noexcept
+    : history_(o.history_), seq_(o.seq_), tmp_(std::exchange(o.tmp_, std::string())) {}
+
+CycleHistory::PendingPut& CycleHistory::PendingPut::operator=(PendingPut&& o) noexcept {
+  if (this != &o) {
+    discard();
+    history_ = o.history_;
+    seq_ = o.seq_;
+    tmp_ = std::exchange(o.tmp_, std::string());
+  }
+  return *this;
+}
+
+CycleHistory::PendingPut::~PendingPut() { discard(); }
+
+void CycleHistory::PendingPut::discard() {
+  if (tmp_.empty()) return;
+  std::lock_guard lock(history_->mu_);
+  (void)::unlinkat(history_->dir_.get(), tmp_.c_str(), 0);
+  tmp_.clear();
+}
+
+Status CycleHistory::PendingPut::commit() {
+  if (tmp_.empty()) return Status::InvalidState("changed-block list: nothing to commit");
+  std::lock_guard lock(history_->mu_);
+  VMREPL_RETURN_IF_ERROR(fs::rename_durably_at(history_->dir_.get(), tmp_, file_name(seq_))
+                             .Annotate("store the changed-block list of cycle " + str(seq_)));
+  tmp_.clear();
+  return Status::OK();
 }
 
 Result<DiskBlockSets> CycleHistory::get(uint64_t seq) const {

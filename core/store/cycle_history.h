@@ -5,8 +5,9 @@
 // the engine falls back to a Merkle resync.
 //
 // One file per cycle in the history's directory, named cycle-<seq, 20 digits>.cbl, written
-// with fs::write_file_atomic (temp file, fsync, rename, fsync of the directory), so a crash
-// leaves the old file or the new one, never a mix. Format (little-endian):
+// as a temp file (cycle-<seq>.<n>.cbl.tmp), fsynced, renamed over the list and the directory
+// fsynced, so a crash leaves the old file or the new one, never a mix; open() removes the
+// temp files a crash left. Format (little-endian):
 //   magic "VMRCYCL\0" (8) | version u32 (=1) | block_size u32 | seq u64 | disk_count u32
 //   | reserved u32 (=0)                                                   -> 32-byte header
 //   | per disk: run_count varint, then per run: gap varint (first - end of the previous run,
@@ -16,8 +17,9 @@
 // error. Block indexes are in units of the history's block size; a file written with another
 // block size is refused.
 //
-// Thread-safety: every method may be called from any thread; one mutex serializes them. put()
-// and prune() block on fsync: call them from a worker thread. One CycleHistory per directory.
+// Thread-safety: every method may be called from any thread; one mutex serializes them, and
+// the steps of a PendingPut (commit, destruction) too. put(), prepare_put(), commit() and
+// prune() block on fsync: call them from a worker thread. One CycleHistory per directory.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +51,29 @@ class CycleHistory {
   // Durably stores cycle `seq`'s changed blocks (`disks[d]` for disk d), replacing an earlier
   // list of the same cycle. InvalidParameter for more than kMaxDisks disks.
   Status put(uint64_t seq, const DiskBlockSets& disks);
+  // put() in two steps, so the write and its fsync can overlap other work (the engine writes
+  // a cycle's list while the replica applies the cycle, and commits it once acknowledged):
+  // prepare_put() writes and fsyncs a temp file of its own, which get(), seqs() and
+  // union_since() do not see; commit() renames it over the list of `seq` and fsyncs the
+  // directory. Dropped before commit(), the temp file is removed; after a crash, open()
+  // removes it. REQUIRES: the history outlives its PendingPuts.
+  class PendingPut {
+   public:
+    PendingPut() = default;
+    PendingPut(PendingPut&& o) noexcept;
+    PendingPut& operator=(PendingPut&& o) noexcept;
+    ~PendingPut();
+    // InvalidState when there is nothing to commit (committed already, or moved from).
+    Status commit();
+
+   private:
+    friend class CycleHistory;
+    void discard();
+    CycleHistory* history_ = nullptr;
+    uint64_t seq_ = 0;
+    std::string tmp_;  // empty once committed or discarded
+  };
+  Result<PendingPut> prepare_put(uint64_t seq, const DiskBlockSets& disks);
   // The list of cycle `seq`: FileNotFound when there is none; Failed naming the cycle and
   // saying "corrupt" when the file fails its checksum or does not decode; Failed for a list
   // recorded with another block size or an unknown version.
@@ -76,6 +101,7 @@ class CycleHistory {
   mutable std::mutex mu_;
   const fs::Fd dir_;
   const uint32_t block_size_;
+  uint64_t temps_made_ = 0;  // makes each temp file's name unique (under mu_)
 };
 
 }  // namespace vmrepl

@@ -192,18 +192,31 @@ Status fsync_fd(int fd, std::string_view what) {
 
 Status write_file_atomic(int dir_fd, std::string_view name, std::string_view content, mode_t mode) {
   VMREPL_RETURN_IF_ERROR(check_component(name));
-  const std::string final_name = str(name);
-  const std::string tmp_name = final_name + ".tmp";
-  {
-    Fd fd(::openat(dir_fd, tmp_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                   mode));
-    if (!fd) return errno_status("create " + tmp_name, errno);
-    VMREPL_RETURN_IF_ERROR(write_all(fd.get(), content, "write " + tmp_name));
-    VMREPL_RETURN_IF_ERROR(fsync_fd(fd.get(), tmp_name));
-  }
-  if (::renameat(dir_fd, tmp_name.c_str(), dir_fd, final_name.c_str()) != 0)
-    return errno_status("rename " + tmp_name + " to " + final_name, errno);
-  return fsync_fd(dir_fd, "directory of " + final_name);
+  const std::string tmp_name = str(name) + ".tmp";
+  VMREPL_RETURN_IF_ERROR(write_synced_file_at(dir_fd, tmp_name, content, mode, /*replace=*/true));
+  return rename_durably_at(dir_fd, tmp_name, name);
+}
+
+Status write_synced_file_at(int dir_fd, std::string_view name, std::string_view content, mode_t mode,
+                            bool replace) {
+  VMREPL_RETURN_IF_ERROR(check_component(name));
+  const std::string n = str(name);
+  Fd fd(::openat(dir_fd, n.c_str(),
+                 O_WRONLY | O_CREAT | (replace ? O_TRUNC : O_EXCL) | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) return errno_status("create " + n, errno);
+  Status st = write_all(fd.get(), content, "write " + n);
+  if (st.ok()) st = fsync_fd(fd.get(), n);
+  if (!st.ok()) (void)::unlinkat(dir_fd, n.c_str(), 0);
+  return st;
+}
+
+Status rename_durably_at(int dir_fd, std::string_view from, std::string_view to) {
+  VMREPL_RETURN_IF_ERROR(check_component(from));
+  VMREPL_RETURN_IF_ERROR(check_component(to));
+  const std::string f = str(from), t = str(to);
+  if (::renameat(dir_fd, f.c_str(), dir_fd, t.c_str()) != 0)
+    return errno_status("rename " + f + " to " + t, errno);
+  return fsync_fd(dir_fd, "directory of " + t);
 }
 
 Status create_sparse_file_at(int dir_fd, std::string_view name, uint64_t size, mode_t mode) {

@@ -77,6 +77,14 @@ Status fsync_fd(int fd, std::string_view what);
 // over `name`, fsync the directory. A crash leaves the old file or the new one, never a mix
 // (plus possibly a stale `name`.tmp, which readers ignore).
 Status write_file_atomic(int dir_fd, std::string_view name, std::string_view content, mode_t mode);
+// write_file_atomic() in two steps, for a caller that does the slow part early. The first
+// writes `content` to `name` and fsyncs the file, not the directory (`replace`: an existing
+// `name` is truncated; otherwise it is an error, so a name can be reserved), and removes the
+// file if the write or the fsync fails. The second renames `from` over `to` and fsyncs the
+// directory, which is what makes the rename survive a crash.
+Status write_synced_file_at(int dir_fd, std::string_view name, std::string_view content, mode_t mode,
+                            bool replace);
+Status rename_durably_at(int dir_fd, std::string_view from, std::string_view to);
 
 // Creates the new file `name` inside `dir_fd` with length `size` and no allocated blocks
 // (ftruncate; nothing is written), then fsyncs it. Fails if `name` exists.

@@ -2,11 +2,13 @@
 // counts), replacement, the listing, pruning, union_since over a range of cycles, and
 // detection of every kind of damage: missing cycle (32779 naming it), flipped byte, truncation,
 // a file under the wrong name, another block size, crafted files whose checksum is right but
-// whose content is not (32768 "corrupt" naming the cycle), never a partial answer.
+// whose content is not (32768 "corrupt" naming the cycle), never a partial answer; the
+// two-phase put: invisible until committed, nothing left when dropped or after a crash.
 #include "core/store/cycle_history.h"
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <fstream>
@@ -47,6 +49,14 @@ struct Fixture {
     return std::move(h).value();
   }
   std::string path(uint64_t seq) const { return dir + "/" + CycleHistory::file_name(seq); }
+  // The directory's entries, sorted.
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& e : stdfs::directory_iterator(dir))
+      out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
 };
 
 void put(CycleHistory& h, uint64_t seq, const DiskBlockSets& disks) {
@@ -250,10 +260,89 @@ BOOST_AUTO_TEST_CASE(union_since_unites_every_cycle_after_k_or_names_the_first_g
   BOOST_TEST(h->union_since(0, 3).status().number() == 32779u);
 }
 
+BOOST_AUTO_TEST_CASE(a_prepared_put_is_seen_only_once_committed_and_leaves_nothing_when_dropped) {
+  using Names = std::vector<std::string>;
+  const std::string f1 = CycleHistory::file_name(1), f2 = CycleHistory::file_name(2);
+  auto h = open();
+  put(*h, 1, {BlockSet{{1, 1}}});  // its temp file was the history's first (.0.)
+  const std::string tmp2 = "cycle-00000000000000000002.1.cbl.tmp";
+
+  auto p = h->prepare_put(2, {BlockSet{{5, 3}}, BlockSet{{0, 2}}});
+  BOOST_REQUIRE_MESSAGE(p.ok(), p.status().ToString());
+  // Written (and fsynced) under a temp name of its own, which no reader takes for a list.
+  BOOST_TEST((names() == Names{f1, tmp2}));
+  BOOST_TEST(h->get(2).status().number() == 32779u);
+  BOOST_TEST((*h->seqs() == std::vector<uint64_t>{1}));
+  BOOST_TEST(h->union_since(1, 2).status().number() == 32779u);
+
+  BOOST_TEST(p->commit().ok());
+  BOOST_TEST((names() == Names{f1, f2}));
+  BOOST_TEST((get(*h, 2) == DiskBlockSets{BlockSet{{5, 3}}, BlockSet{{0, 2}}}));
+  BOOST_TEST((*h->seqs() == std::vector<uint64_t>{1, 2}));
+  BOOST_TEST(p->commit().number() == 32775u);  // nothing left to commit
+
+  // Dropped before commit: no temp file, and the committed list of the cycle is untouched.
+  {
+    auto dropped = h->prepare_put(2, {BlockSet{{9, 1}}});
+    BOOST_REQUIRE(dropped.ok());
+    BOOST_TEST((names() == Names{f1, "cycle-00000000000000000002.2.cbl.tmp", f2}));  // sorted
+  }
+  BOOST_TEST((names() == Names{f1, f2}));
+  BOOST_TEST((get(*h, 2) == DiskBlockSets{BlockSet{{5, 3}}, BlockSet{{0, 2}}}));
+  {
+    auto dropped = h->prepare_put(3, {BlockSet{{9, 1}}});
+    BOOST_REQUIRE(dropped.ok());
+  }
+  BOOST_TEST(h->get(3).status().number() == 32779u);
+  BOOST_TEST((*h->seqs() == std::vector<uint64_t>{1, 2}));
+
+  // Two puts of one cycle pending at once use two temp files; the last committed wins. A
+  // moved-from PendingPut has nothing to commit, and moving over a pending one drops it.
+  auto a = h->prepare_put(4, {BlockSet{{40, 1}}});
+  auto b = h->prepare_put(4, {BlockSet{{41, 1}}});
+  auto c = h->prepare_put(4, {BlockSet{{42, 1}}});
+  BOOST_REQUIRE(a.ok() && b.ok() && c.ok());
+  BOOST_TEST(names().size() == 5u);
+  CycleHistory::PendingPut moved = std::move(*b);
+  BOOST_TEST(b->commit().number() == 32775u);
+  BOOST_TEST(moved.commit().ok());
+  BOOST_TEST(a->commit().ok());
+  BOOST_TEST((get(*h, 4) == DiskBlockSets{BlockSet{{40, 1}}}));
+  moved = std::move(*c);  // moved had been committed: nothing of it is dropped
+  BOOST_TEST(names().size() == 4u);
+  moved = CycleHistory::PendingPut();  // drops c's temp file
+  BOOST_TEST((names() == Names{f1, f2, CycleHistory::file_name(4)}));
+  BOOST_TEST((get(*h, 4) == DiskBlockSets{BlockSet{{40, 1}}}));
+}
+
+BOOST_AUTO_TEST_CASE(a_temp_file_left_by_a_crash_is_removed_by_open) {
+  auto h = open();
+  put(*h, 1, {BlockSet{{1, 1}}});
+  auto p = h->prepare_put(2, {BlockSet{{2, 1}}});
+  BOOST_REQUIRE(p.ok());
+  const std::string tmp2 = "cycle-00000000000000000002.1.cbl.tmp";
+  BOOST_TEST((names() == std::vector<std::string>{CycleHistory::file_name(1), tmp2}));
+  // The process "dies" with the put prepared and the next one opens the history: a second
+  // CycleHistory on the directory stands for it (the first is only used to see its put fail).
+  auto next = open();
+  BOOST_TEST((names() == std::vector<std::string>{CycleHistory::file_name(1)}));
+  BOOST_TEST(next->get(2).status().number() == 32779u);
+  BOOST_TEST((*next->seqs() == std::vector<uint64_t>{1}));
+  BOOST_TEST((get(*next, 1) == DiskBlockSets{BlockSet{{1, 1}}}));
+  // The dead process's put finds its temp file gone.
+  const Status late = p->commit();
+  BOOST_TEST(late.number() == 32768u);
+  BOOST_TEST(contains(late.message(), "changed-block list of cycle 2"), late.message());
+  BOOST_TEST(next->get(2).status().number() == 32779u);
+}
+
 BOOST_AUTO_TEST_CASE(too_many_disks_are_refused) {
   auto h = open();
   BOOST_TEST(h->put(1, DiskBlockSets(CycleHistory::kMaxDisks + 1)).number() == 32773u);
+  BOOST_TEST(h->prepare_put(1, DiskBlockSets(CycleHistory::kMaxDisks + 1)).status().number() ==
+             32773u);
   BOOST_TEST(h->get(1).status().number() == 32779u);
+  BOOST_TEST(names().empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
