@@ -663,6 +663,7 @@ ReplicaStore::Apply::Apply(ReplicaStore* store, uint64_t seq, RecoveryPointType 
 }
 
 ReplicaStore::Apply::~Apply() {
+  (void)finish_writes();
   if (state_ == State::Open || state_ == State::Failed) (void)abort();
 }
 
@@ -837,6 +838,14 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
         .subspan(static_cast<std::size_t>(it - partial.begin()) * bs,
                  UndoLog::block_length(sizes[disk], bs, block));
   };
+  // The previous batch's writes may still be running: they touch only bytes already logged,
+  // never the bytes read below for the log, but a block read whole may be among them.
+  if (writer_.joinable()) {
+    bool overlap = false;
+    for (const auto& key : partial)
+      overlap = overlap || std::binary_search(writing_.begin(), writing_.end(), key);
+    if (overlap) VMREPL_RETURN_IF_ERROR(finish_writes());
+  }
   for (const auto& [disk, block] : partial) {
     Status st = pread_full(store_->images_[disk].get(), partial_block(disk, block), block * bs);
     if (!st.ok()) return fail(st.Annotate("reading pre-images of " + store_->image_path(disk)));
@@ -954,8 +963,9 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
     else
       records.push_back(UndoRecord{p.disk, p.block, p.pre_zero, old, p.begin, p.end - p.begin});
   }
-  // The log must be durable before the first byte of the image changes. Many small ranges
-  // can outgrow one undo batch: then several, all before any write.
+  // The log must be durable before the first byte of the image changes: appended here, made
+  // durable by the writer thread before it writes. Many small ranges can outgrow one undo
+  // batch: then several, all before any write.
   for (std::size_t k = 0; k < records.size();) {
     std::size_t e = k;
     uint64_t payload = 0;
@@ -965,7 +975,8 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
       payload += UndoLog::kRecordHeaderSize + records[e].data.size();
       ++e;
     }
-    Status st = log_.append_batch(std::span<const UndoRecord>(records).subspan(k, e - k), sizes);
+    Status st =
+        log_.append_batch(std::span<const UndoRecord>(records).subspan(k, e - k), sizes, false);
     if (!st.ok()) return fail(st);
     ++stats_.batches;
     stats_.log_bytes = log_.size();
@@ -978,16 +989,19 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
       mark_logged(p.disk, p.block, p.begin, p.end,
                   static_cast<uint32_t>(UndoLog::block_length(sizes[p.disk], bs, p.block)));
 
-  // Where this batch wrote, per disk, for the writeback below.
-  std::vector<std::pair<uint64_t, uint64_t>> span(sizes.size(), {UINT64_MAX, 0});
+  // The writes, with their bytes copied: the caller may reuse its buffers once this returns.
+  std::vector<std::byte>& buf = store_->write_bufs_[next_buf_];
+  next_buf_ ^= 1;
+  std::size_t need = 0;
+  for (const auto& u : updates) need += u.data.size();
+  if (buf.size() < need) buf.resize(need);
+  std::vector<PendingWrite> writes;
+  writes.reserve(updates.size());
+  std::size_t used = 0;
   for (std::size_t i = 0; i < updates.size(); ++i) {
     const auto& u = updates[i];
-    const uint64_t len = UndoLog::block_length(sizes[u.disk], bs, u.block);
-    uint64_t at = u.block * bs;
-    std::span<const std::byte> data = u.data;
-    if (kind[i] == kPartial) {
-      at += u.offset;
-    } else if (kind[i] == kZero) {
+    PendingWrite w{u.disk, u.block, u.block * bs, {}, kind[i] == kPartial ? u.offset : 0};
+    if (kind[i] == kZero) {
       auto it = std::lower_bound(pieces.begin(), pieces.end(), std::pair(u.disk, u.block),
                                  [](const Piece& p, const std::pair<uint32_t, uint64_t>& k) {
                                    return std::pair(p.disk, p.block) < k;
@@ -997,32 +1011,33 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
         continue;
       }
       if (zeros_.size() < bs) zeros_.assign(bs, std::byte{0});
-      data = std::span<const std::byte>(zeros_).first(len);
+      w.data = std::span<const std::byte>(zeros_).first(
+          UndoLog::block_length(sizes[u.disk], bs, u.block));
+    } else {
+      std::copy(u.data.begin(), u.data.end(), buf.begin() + static_cast<std::ptrdiff_t>(used));
+      w.data = std::span<const std::byte>(buf).subspan(used, u.data.size());
+      used += u.data.size();
+      w.at += u.offset;
     }
-    auto wr = write_block(store_->images_[u.disk].get(), at, data);
-    if (!wr.ok())
-      return fail(wr.status().Annotate(
-          "writing disk " + std::to_string(u.disk) + " block " + std::to_string(u.block) +
-          (kind[i] == kPartial ? " bytes " + std::to_string(u.offset) + ".." +
-                                     std::to_string(u.offset + u.data.size())
-                               : std::string()) +
-          " of " + store_->image_path(u.disk)));
     ++(kind[i] == kPartial ? stats_.partial_blocks
        : kind[i] == kZero  ? stats_.zero_blocks
                            : stats_.blocks_written);
-    auto& [lo, hi] = span[u.disk];
-    lo = std::min(lo, at);
-    hi = std::max(hi, at + data.size());
+    writes.push_back(w);
   }
-  // Start the writeback of what this batch wrote now, without waiting for it: the disk works
-  // while the next batches arrive, and the fsync at commit finds little left to flush.
-  // Advisory only (its failure changes nothing: the commit's fsync is what counts).
-  for (std::size_t d = 0; d < span.size(); ++d)
-    if (span[d].second > span[d].first)
-      ::sync_file_range(store_->images_[d].get(), static_cast<off64_t>(span[d].first),
-                        static_cast<off64_t>(span[d].second - span[d].first), SYNC_FILE_RANGE_WRITE);
+  // One batch's writes run at a time, in order: this one's start once the previous ones
+  // are done, while the caller receives and prepares the next batch.
+  VMREPL_RETURN_IF_ERROR(finish_writes());
+  writing_.clear();
+  for (const auto& w : writes) writing_.emplace_back(w.disk, w.block);
+  std::sort(writing_.begin(), writing_.end());
+  writing_.erase(std::unique(writing_.begin(), writing_.end()), writing_.end());
+  writer_status_ = Status::OK();
+  writer_ = std::thread(
+      [this, writes = std::move(writes)] { writer_status_ = write_in_place(writes); });
+
   if (!on_partial || partial.empty()) return Status::OK();
-  // Every update of a block read whole, in order, makes what the image now holds of it.
+  // Every update of a block read whole, in order, makes what the image holds of it once the
+  // writes are done.
   for (const auto& u : updates) {
     auto blk = partial_block(u.disk, u.block);
     if (blk.empty()) continue;
@@ -1032,6 +1047,43 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
       std::copy(u.data.begin(), u.data.end(), blk.begin() + u.offset);
   }
   for (const auto& [disk, block] : partial) on_partial(disk, block, partial_block(disk, block));
+  return Status::OK();
+}
+
+Status ReplicaStore::Apply::write_in_place(std::span<const PendingWrite> writes) const {
+  VMREPL_RETURN_IF_ERROR(log_.sync());
+  // Where the writes went, per disk, for the writeback below.
+  std::vector<std::pair<uint64_t, uint64_t>> span(store_->disk_sizes_.size(), {UINT64_MAX, 0});
+  for (const auto& w : writes) {
+    auto wr = write_block(store_->images_[w.disk].get(), w.at, w.data);
+    if (!wr.ok())
+      return wr.status().Annotate(
+          "writing disk " + std::to_string(w.disk) + " block " + std::to_string(w.block) +
+          (w.offset != 0 || w.data.size() != UndoLog::block_length(store_->disk_sizes_[w.disk],
+                                                                   store_->block_size_, w.block)
+               ? " bytes " + std::to_string(w.offset) + ".." +
+                     std::to_string(w.offset + w.data.size())
+               : std::string()) +
+          " of " + store_->image_path(w.disk));
+    auto& [lo, hi] = span[w.disk];
+    lo = std::min(lo, w.at);
+    hi = std::max(hi, w.at + w.data.size());
+  }
+  // Start the writeback now, without waiting for it: the disk works while the next batches
+  // arrive, and the fsync at commit finds little left to flush. Advisory only (its failure
+  // changes nothing: the commit's fsync is what counts).
+  for (std::size_t d = 0; d < span.size(); ++d)
+    if (span[d].second > span[d].first)
+      ::sync_file_range(store_->images_[d].get(), static_cast<off64_t>(span[d].first),
+                        static_cast<off64_t>(span[d].second - span[d].first), SYNC_FILE_RANGE_WRITE);
+  return Status::OK();
+}
+
+Status ReplicaStore::Apply::finish_writes() {
+  if (!writer_.joinable()) return Status::OK();
+  writer_.join();
+  writing_.clear();
+  if (!writer_status_.ok()) return fail(writer_status_);
   return Status::OK();
 }
 
@@ -1049,6 +1101,7 @@ Status ReplicaStore::Apply::commit(const CommitInfo& info) {
   if (!is_known_hash_algorithm(static_cast<uint32_t>(info.hash_algorithm)))
     return Status::InvalidParameter("unknown hash algorithm");
   VMREPL_RETURN_IF_ERROR(apply_batch());
+  VMREPL_RETURN_IF_ERROR(finish_writes());
 
   Status st = log_.seal();
   if (st.ok()) st = store_->fsync_images();
@@ -1080,6 +1133,7 @@ Status ReplicaStore::Apply::commit(const CommitInfo& info) {
 }
 
 Status ReplicaStore::Apply::abort() {
+  (void)finish_writes();  // the rollback below undoes whatever they did
   if (state_ == State::Aborted) return Status::OK();
   if (state_ == State::Committed)
     return Status::InvalidState("the apply of point " + std::to_string(seq_) + " is committed");

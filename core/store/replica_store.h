@@ -14,8 +14,11 @@
 // Applying a cycle (Apply):  create undo/<seq>.undo (header; temp + rename + fsync dir)
 //   per batch: read the pre-images of the bytes not yet logged in this apply that the batch
 //              overwrites (whole blocks, or only the ranges partial updates cover), append
-//              them with a checksummed commit record, fdatasync the log, THEN write the bytes
-//              in place (zero blocks and zero ranges punched as holes)
+//              them with a checksummed commit record; then, on the Apply's writer thread while
+//              the caller prepares the next batch, fdatasync the log, THEN write the bytes in
+//              place (zero blocks and zero ranges punched as holes). Batches are written one
+//              at a time, in order; a batch reads pre-images only of bytes no earlier batch of
+//              the apply writes, so it may read them while the previous batch is written.
 //   commit:    seal the log, fdatasync it, fsync the images, then one catalog transaction
 //              inserts the point row and sets image_seq. Only then is the point committed.
 // So the log always holds the pre-image of every byte the image may have lost, and a crash
@@ -64,6 +67,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -126,7 +130,7 @@ struct BlockUpdate {
 };
 
 struct ApplyStats {
-  uint64_t batches = 0;         // undo batches appended (each one fdatasync)
+  uint64_t batches = 0;         // undo batches appended
   uint64_t blocks_written = 0;  // whole data blocks written in place
   uint64_t zero_blocks = 0;     // whole zero blocks punched
   uint64_t blocks_skipped = 0;  // zero written over zero: nothing logged, nothing written
@@ -248,6 +252,7 @@ class ReplicaStore {
   // (their pages stay mapped).
   std::vector<std::byte> preimages_;
   std::vector<std::byte> partial_blocks_;
+  std::vector<std::byte> write_bufs_[2];  // the bytes of the batch being written, and the next's
 };
 
 // One cycle being applied. Made by ReplicaStore::begin_apply; destroying it without commit()
@@ -276,12 +281,18 @@ class ReplicaStore::Apply {
   using BlockContentFn = std::function<void(uint32_t disk, uint64_t block, std::span<const std::byte>)>;
   // Applies `updates` after the queued blocks, in order (a later write of a byte wins),
   // without copying them; partial updates included (see BlockUpdate). Large spans are split
-  // into batches of max_batch_blocks() updates. `on_partial`, when set, is called once per
-  // block with a partial update in a batch, once that batch is written: the caller can hash
-  // the block without reading it back (the store reads it whole as it takes its pre-image).
-  // A block updated again by a later batch of the same call is reported again only if that
-  // update is partial: pass at most max_batch_blocks() updates to get every block's content.
+  // into batches of max_batch_blocks() updates. A batch's writes in place run on a thread of
+  // the Apply once its undo batch is durable, while the caller goes on (its bytes are copied
+  // first): the next call, commit() and abort() wait for them; wait_writes() does too.
+  // `on_partial`, when set, is called once per block with a partial update in a batch, with
+  // the block as the image holds it once that batch's writes are done: the caller can hash it
+  // without reading it back (the store reads it whole as it takes its pre-image). A block
+  // updated again by a later batch of the same call is reported again only if that update is
+  // partial: pass at most max_batch_blocks() updates to get every block's content.
   Status apply_batch(std::span<const BlockUpdate> updates, const BlockContentFn& on_partial = {});
+  // Waits until the writes of every batch applied so far are in the image (not durable:
+  // commit() makes them so). The failure of a write fails the Apply.
+  Status wait_writes() { return finish_writes(); }
   // Commits the point (see the header comment). After it the Apply is spent.
   Status commit(const CommitInfo& info);
   // Rolls the image back to where it was before begin_apply and deletes the log.
@@ -299,6 +310,18 @@ class ReplicaStore::Apply {
   Status check_update(uint32_t disk, uint64_t block, uint32_t offset, size_t length,
                       bool partial_ok) const;
   Status apply_one_batch(std::span<const BlockUpdate> updates, const BlockContentFn& on_partial);
+  // A write in place: `data` goes to byte `at` of the disk (block `block`, `offset` in it).
+  struct PendingWrite {
+    uint32_t disk = 0;
+    uint64_t block = 0;
+    uint64_t at = 0;
+    std::span<const std::byte> data;
+    uint32_t offset = 0;
+  };
+  // The writer thread's work for one batch: fdatasync the log, then the writes.
+  Status write_in_place(std::span<const PendingWrite> writes) const;
+  // Waits for the writer thread; its failure fails the Apply.
+  Status finish_writes();
   // Marks bytes [begin, end) of a block as logged.
   void mark_logged(uint32_t disk, uint64_t block, uint32_t begin, uint32_t end, uint32_t length);
   Status fail(Status st);
@@ -325,6 +348,12 @@ class ReplicaStore::Apply {
   std::vector<Queued> queue_;
   std::vector<std::byte> queue_buf_;
   std::vector<std::byte> zeros_;  // one zero block, for punching
+  // The last batch's writes, running while the caller prepares the next batch; the blocks
+  // they touch (sorted), and which of the store's two write buffers the next batch fills.
+  std::thread writer_;
+  Status writer_status_;
+  std::vector<std::pair<uint32_t, uint64_t>> writing_;
+  int next_buf_ = 0;
   bool commit_attempted_ = false;
   enum class State { Open, Committed, Aborted, Failed } state_ = State::Open;
   Status failure_;

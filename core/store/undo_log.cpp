@@ -185,7 +185,7 @@ Result<UndoLogWriter> UndoLogWriter::create(int dir_fd, std::string display,
 }
 
 Status UndoLogWriter::append_batch(std::span<const UndoRecord> records,
-                                   std::span<const uint64_t> disk_sizes) {
+                                   std::span<const uint64_t> disk_sizes, bool sync) {
   if (!failed_.ok()) return failed_;
   if (sealed_) return Status::InvalidState("undo log " + display_ + " is sealed");
   if (disk_sizes.size() != header_.disk_count)
@@ -211,19 +211,25 @@ Status UndoLogWriter::append_batch(std::span<const UndoRecord> records,
     return Status::InvalidParameter("undo log " + display_ + ": batch of " +
                                     std::to_string(payload) + " bytes exceeds the limit of " +
                                     std::to_string(UndoLog::kMaxBatchPayload));
-  return append(0, records, payload);
+  return append(0, records, payload, sync);
+}
+
+Status UndoLogWriter::sync() const {
+  if (!fd_) return Status::InvalidState("undo log writer is not open");
+  if (::fdatasync(fd_.get()) != 0) return errno_status(errno, "fdatasync undo log " + display_);
+  return Status::OK();
 }
 
 Status UndoLogWriter::seal() {
   if (!failed_.ok()) return failed_;
   if (sealed_) return Status::OK();
-  VMREPL_RETURN_IF_ERROR(append(UndoLog::kBatchSeal, {}, 0));
+  VMREPL_RETURN_IF_ERROR(append(UndoLog::kBatchSeal, {}, 0, true));
   sealed_ = true;
   return Status::OK();
 }
 
 Status UndoLogWriter::append(uint32_t flags, std::span<const UndoRecord> records,
-                             uint64_t payload) {
+                             uint64_t payload, bool sync) {
   if (!fd_) return Status::InvalidState("undo log writer is not open");
   const uint64_t seed = header_.seq;
   // The batch's own bytes (header, record headers, commit) go in one small buffer; the
@@ -264,7 +270,7 @@ Status UndoLogWriter::append(uint32_t flags, std::span<const UndoRecord> records
   const uint64_t total = UndoLog::kBatchHeaderSize + payload + UndoLog::kCommitSize;
 
   Status st = pwritev_full(fd_.get(), pieces, size_);
-  if (st.ok() && ::fdatasync(fd_.get()) != 0)
+  if (st.ok() && sync && ::fdatasync(fd_.get()) != 0)
     st = errno_status(errno, "fdatasync undo log " + display_);
   if (!st.ok()) {
     // After a failed write or fdatasync the file's tail is unknown: never append past it.

@@ -140,11 +140,17 @@ class UndoLogWriter {
   UndoLogWriter(const UndoLogWriter&) = delete;
   UndoLogWriter& operator=(const UndoLogWriter&) = delete;
 
-  // Appends one batch with its commit record and fdatasyncs. Records must lie inside the
-  // disks given here and be well-formed (see the header comment; a range's data, unless
-  // zero, is exactly range_length bytes): InvalidParameter otherwise, nothing written. After
-  // an I/O failure the file may end in a torn batch and the writer refuses further appends.
-  Status append_batch(std::span<const UndoRecord> records, std::span<const uint64_t> disk_sizes);
+  // Appends one batch with its commit record and, unless `sync` is false, fdatasyncs. Records
+  // must lie inside the disks given here and be well-formed (see the header comment; a range's
+  // data, unless zero, is exactly range_length bytes): InvalidParameter otherwise, nothing
+  // written. After an I/O failure the file may end in a torn batch and the writer refuses
+  // further appends.
+  Status append_batch(std::span<const UndoRecord> records, std::span<const uint64_t> disk_sizes,
+                      bool sync = true);
+  // fdatasyncs what was appended. It touches no member but the file: it may run on another
+  // thread while this one appends (a later batch may or may not be made durable with it).
+  // After a failure the caller must append nothing more.
+  Status sync() const;
   // Appends the seal and fdatasyncs. No batch may follow.
   Status seal();
 
@@ -153,7 +159,7 @@ class UndoLogWriter {
   const std::string& display() const { return display_; }
 
  private:
-  Status append(uint32_t flags, std::span<const UndoRecord> records, uint64_t payload);
+  Status append(uint32_t flags, std::span<const UndoRecord> records, uint64_t payload, bool sync);
 
   fs::Fd fd_;
   std::string display_;

@@ -81,7 +81,7 @@ struct Fixture {
   }
 
   // Writes `n` batches of a few records each (data, zero, the short last block of disk 1).
-  void write_batches(UndoLogWriter& w, int n, bool seal) {
+  void write_batches(UndoLogWriter& w, int n, bool seal, bool sync = true) {
     for (int b = 0; b < n; ++b) {
       std::vector<std::vector<std::byte>> keep;
       std::vector<UndoRecord> recs;
@@ -100,7 +100,7 @@ struct Fixture {
         got.push_back({1, 3, false, keep.back()});
       }
       batch_offsets.push_back(w.size());
-      BOOST_REQUIRE(w.append_batch(recs, kDisks).ok());
+      BOOST_REQUIRE(w.append_batch(recs, kDisks, sync).ok());
       written.push_back(std::move(got));
     }
     if (seal) {
@@ -204,6 +204,29 @@ BOOST_AUTO_TEST_CASE(batches_and_seal_round_trip_in_order) {
   BOOST_TEST((r->header().vm_id == vm));
 
   BOOST_TEST(w.append_batch({}, kDisks).IsInvalidState());  // nothing after the seal
+}
+
+BOOST_AUTO_TEST_CASE(batches_appended_without_sync_are_the_same_bytes_and_sync_later) {
+  std::string synced;
+  {
+    auto w = create();
+    write_batches(w, 3, true);
+    synced = read_all(path());
+  }
+  std::filesystem::remove(path());
+  written.clear();
+  batch_offsets.clear();
+  auto w = create();
+  write_batches(w, 3, false, false);
+  BOOST_REQUIRE(w.sync().ok());
+  BOOST_REQUIRE(w.seal().ok());
+  BOOST_TEST(read_all(path()) == synced);
+  std::vector<std::vector<Got>> got;
+  auto s = scan(&got, true);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  BOOST_TEST(s->batches == 4u);
+  BOOST_TEST((got == written));
+  BOOST_TEST(UndoLogWriter().sync().IsInvalidState());
 }
 
 BOOST_AUTO_TEST_CASE(file_names_are_strict) {
