@@ -402,10 +402,12 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
   if (!rel || !*rel) return rel ? Status::InvalidState("relationship gone") : rel.status();
   Relationship nr = **rel;
   // A resynchronization starts the history again (spec §10); otherwise keep RecoveryHistory.
+  // The merged logs' space is freed after the ack (closing them, see prune).
+  std::vector<fs::Fd> dead_logs;
   if (b.full && nr.state != ReplicationState::WaitingToCompleteInitialReplication)
     store.drop_points_except(b.cycle_id);
   else
-    store.prune(nr.settings.RecoveryHistory);
+    store.prune(nr.settings.RecoveryHistory, &dead_logs);
   nr.state = ReplicationState::Replicating;
   nr.health = ReplicationHealth::Ok;
   nr.health_text.clear();
@@ -434,6 +436,7 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
     for (uint64_t old = b.cycle_id - 1; old + 2 >= b.cycle_id && old > 0; --old)
       std::remove(index_path(rec, old, static_cast<uint32_t>(d)).c_str());
   }
+  dead_logs.clear();
   return acked;
 }
 

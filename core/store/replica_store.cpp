@@ -389,10 +389,14 @@ Status ReplicaStore::fsync_images() const {
   return Status::OK();
 }
 
-Status ReplicaStore::remove_logs(const std::vector<uint64_t>& seqs) {
+Status ReplicaStore::remove_logs(const std::vector<uint64_t>& seqs, std::vector<fs::Fd>* dead) {
   if (seqs.empty()) return Status::OK();
   for (uint64_t seq : seqs) {
     const std::string name = UndoLog::file_name(seq);
+    if (dead != nullptr) {
+      fs::Fd fd(::openat(undo_fd_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      if (fd) dead->push_back(std::move(fd));
+    }
     if (::unlinkat(undo_fd_.get(), name.c_str(), 0) != 0 && errno != ENOENT)
       return errno_status(errno, "unlink " + undo_path(seq));
   }
@@ -463,7 +467,7 @@ Result<std::unique_ptr<ReplicaStore::Apply>> ReplicaStore::begin_apply(uint64_t 
   return std::unique_ptr<Apply>(new Apply(this, seq, type, std::move(log).value()));
 }
 
-Result<uint32_t> ReplicaStore::prune(uint32_t keep_history) {
+Result<uint32_t> ReplicaStore::prune(uint32_t keep_history, std::vector<fs::Fd>* dead) {
   VMREPL_RETURN_IF_ERROR(usable());
   auto pts = points();
   if (!pts.ok()) return pts.status();
@@ -484,7 +488,7 @@ Result<uint32_t> ReplicaStore::prune(uint32_t keep_history) {
                vm_text_, static_cast<int64_t>(oldest.seq));
   });
   if (!txn.ok()) return txn;
-  VMREPL_RETURN_IF_ERROR(remove_logs(files));
+  VMREPL_RETURN_IF_ERROR(remove_logs(files, dead));
   return static_cast<uint32_t>(drop);
 }
 

@@ -414,13 +414,24 @@ BOOST_AUTO_TEST_CASE(cycles_equal_the_source_and_kept_points_materialize_exactly
   auto gone = r.store->materialize(3, {dir / "x0", dir / "x1"});
   BOOST_TEST(gone.status().IsInvalidParameter());
 
-  // RecoveryHistory 0: only the latest point, and no undo log at all.
-  auto pruned = r.store->prune(0);
+  // RecoveryHistory 0: only the latest point, and no undo log at all. The merged logs are
+  // unlinked at once; kept open, their space waits for the caller to close them.
+  std::vector<fs::Fd> dead;
+  auto pruned = r.store->prune(0, &dead);
   BOOST_REQUIRE(pruned.ok());
   BOOST_TEST(*pruned == 3u);
   BOOST_TEST((r.seqs() == std::vector<uint64_t>{7}));
   BOOST_TEST(listing(r.vm.folder + "/undo").empty());
   BOOST_TEST((r.image_digests() == images_before));
+  BOOST_REQUIRE(dead.size() == 3u);  // the logs of 5, 6 and 7
+  for (const auto& fd : dead) {
+    struct stat st {};
+    BOOST_REQUIRE(::fstat(fd.get(), &st) == 0);
+    BOOST_TEST(st.st_nlink == 0u);
+    char magic[8] = {};
+    BOOST_REQUIRE(::pread(fd.get(), magic, sizeof magic, 0) == 8);
+    BOOST_TEST(std::memcmp(magic, UndoLog::kMagic, 8) == 0);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_sparse_source_stays_sparse_in_the_image_and_when_materialized) {
