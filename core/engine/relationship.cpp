@@ -157,17 +157,19 @@ Result<std::optional<Relationship>> RelationshipTable::get(const Guid& vm) const
   return std::optional<Relationship>{std::move(r).value()};
 }
 
-Status RelationshipTable::put(const Relationship& r) {
-  return catalog_.transact([&](sqlite::Db& db) -> Status {
-    auto stmt = db.prepare(
-        "INSERT INTO relationships(vm_id, record) VALUES(?1, ?2) "
-        "ON CONFLICT(vm_id) DO UPDATE SET record = json_set(excluded.record, '$.bandwidth_limit', "
-        "COALESCE(json_extract(relationships.record, '$.bandwidth_limit'), 0))");
-    if (!stmt) return stmt.status();
-    VMREPL_RETURN_IF_ERROR(stmt->bind_text(1, r.vm_id.to_string()));
-    VMREPL_RETURN_IF_ERROR(stmt->bind_text(2, r.to_json()));
-    return stmt->run();
-  });
+Status RelationshipTable::put_in(sqlite::Db& db, const Relationship& r) {
+  auto stmt = db.prepare(
+      "INSERT INTO relationships(vm_id, record) VALUES(?1, ?2) "
+      "ON CONFLICT(vm_id) DO UPDATE SET record = json_set(excluded.record, '$.bandwidth_limit', "
+      "COALESCE(json_extract(relationships.record, '$.bandwidth_limit'), 0))");
+  if (!stmt) return stmt.status();
+  VMREPL_RETURN_IF_ERROR(stmt->bind_text(1, r.vm_id.to_string()));
+  VMREPL_RETURN_IF_ERROR(stmt->bind_text(2, r.to_json()));
+  return stmt->run();
+}
+
+Status RelationshipTable::put(const Relationship& r, Catalog::Durability durability) {
+  return catalog_.transact([&](sqlite::Db& db) -> Status { return put_in(db, r); }, durability);
 }
 
 Status RelationshipTable::set_bandwidth_limit(const Guid& vm, uint64_t bytes_per_s) {

@@ -78,7 +78,9 @@ class RelationshipTable {
   Result<std::optional<Relationship>> get(const Guid& vm) const;
   // Inserts or replaces the record, except the bandwidth_limit of an existing one: a writer
   // holding an older copy (a cycle) must not undo a limit changed while it ran.
-  Status put(const Relationship& r);
+  Status put(const Relationship& r, Catalog::Durability durability = Catalog::Durability::Full);
+  // The same, inside a transaction the caller runs (with its other changes).
+  static Status put_in(sqlite::Db& db, const Relationship& r);
   // Sets the stored record's bandwidth_limit alone; FileNotFound when there is no record.
   // REQUIRES: bytes_per_s <= INT64_MAX.
   Status set_bandwidth_limit(const Guid& vm, uint64_t bytes_per_s);

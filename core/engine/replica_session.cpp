@@ -401,13 +401,15 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
   auto rel = r_.relationship(*vm);
   if (!rel || !*rel) return rel ? Status::InvalidState("relationship gone") : rel.status();
   Relationship nr = **rel;
-  // A resynchronization starts the history again (spec §10); otherwise keep RecoveryHistory.
-  // The merged logs' space is freed after the ack (closing them, see prune).
+  // A resynchronization starts the history again (spec §10); otherwise keep RecoveryHistory,
+  // pruned in the commit's transaction. The merged logs' space is freed after the ack
+  // (closing them, see prune).
   std::vector<fs::Fd> dead_logs;
-  if (b.full && nr.state != ReplicationState::WaitingToCompleteInitialReplication)
-    store.drop_points_except(b.cycle_id);
-  else
-    store.prune(nr.settings.RecoveryHistory, &dead_logs);
+  const bool restart_history = b.full && nr.state != ReplicationState::WaitingToCompleteInitialReplication;
+  if (!restart_history) {
+    res.info.keep_history = nr.settings.RecoveryHistory;
+    res.info.dead = &dead_logs;
+  }
   nr.state = ReplicationState::Replicating;
   nr.health = ReplicationHealth::Ok;
   nr.health_text.clear();
@@ -424,7 +426,11 @@ Status ReplicaSession::handle_cycle(const proto::CycleBegin& b) {
   nr.stats.latency_s += latency;
   nr.stats.max_latency_s = std::max(nr.stats.max_latency_s, latency);
   if (!nr.stats.start_us) nr.stats.start_us = res.info.created_us;
-  VMREPL_RETURN_IF_ERROR(r_.put_relationship(*vm, nr));
+  // The point, the prune and the relationship's record land in one transaction.
+  res.info.also = [&nr](sqlite::Db& db) { return RelationshipTable::put_in(db, nr); };
+  VMREPL_RETURN_IF_ERROR(res.apply->commit(res.info));
+  res.apply.reset();
+  if (restart_history) store.drop_points_except(b.cycle_id);
   json data;
   data["applied_blocks"] = res.applied;
   Status acked = ch_->send(proto::Ack{res.end_seq, 0, "", data.dump()});
@@ -550,8 +556,8 @@ Status ReplicaSession::receive_cycle(const proto::CycleBegin& b, const VmRecord&
         }
         info.roots.push_back(mine);
       }
-      VMREPL_RETURN_IF_ERROR(apply.commit(info));
       res.end_seq = end->seq;
+      res.apply = std::move(applyr).value();
       return Status::OK();
     } else {
       apply.abort();

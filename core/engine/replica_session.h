@@ -44,10 +44,13 @@ class ReplicaSession {
   // Receives the batches of cycle `b` into a new apply on `store`, updating `idx`; at the end
   // checks every disk's root against the primary's and commits the point. Any failure
   // rolls the apply back.
+  // A cycle received whole and checked against the primary's roots: its Apply waits for
+  // the commit, which the caller makes with the relationship's record.
   struct CycleResult {
     CommitInfo info;
     uint64_t applied = 0;
     uint64_t end_seq = 0;
+    std::unique_ptr<ReplicaStore::Apply> apply;
   };
   Status receive_cycle(const protocol::CycleBegin& b, const VmRecord& rec, ReplicaStore& store,
                        std::vector<BlockIndex>& idx, RecoveryPointType type, CycleResult& res);

@@ -276,8 +276,8 @@ Result<std::optional<Relationship>> Replicator::relationship(const VmRef& vm) {
   return RelationshipTable(vm.store->catalog()).get(vm.vm.id);
 }
 
-Status Replicator::put_relationship(const VmRef& vm, const Relationship& r) {
-  return RelationshipTable(vm.store->catalog()).put(r);
+Status Replicator::put_relationship(const VmRef& vm, const Relationship& r, Catalog::Durability durability) {
+  return RelationshipTable(vm.store->catalog()).put(r, durability);
 }
 
 Status Replicator::set_bandwidth_limit(std::optional<Guid> vm, uint64_t bytes_per_s) {
@@ -722,7 +722,9 @@ Status Replicator::run_cycle(ThreadCtx& t, VmRef vmref, CycleKind kind, Replicat
   rel.stats.latency_s += latency;
   rel.stats.max_latency_s = std::max(rel.stats.max_latency_s, latency);
   rel.stats.pending_size = 0;
-  VMREPL_RETURN_IF_ERROR(put_relationship(vmref, rel));
+  // Ordered, not synced: losing it in a crash is one of the safe prefixes above, and the next
+  // synced catalog change makes it durable.
+  VMREPL_RETURN_IF_ERROR(put_relationship(vmref, rel, Catalog::Durability::Ordered));
   t.result(Property{"CycleId", CimType::UInt64, false, std::vector<Scalar>{cycle_id}});
   t.result(Property{"BlocksSent", CimType::UInt64, false, std::vector<Scalar>{sent_blocks}});
   t.result(Property{"DataBytesSent", CimType::UInt64, false, std::vector<Scalar>{sent_data}});

@@ -89,7 +89,8 @@ class Replicator {
   // Whether `host` is the other side of a relationship here.
   bool is_peer(const std::string& host);
   Result<std::optional<Relationship>> relationship(const VmRef& vm);
-  Status put_relationship(const VmRef& vm, const Relationship& r);
+  Status put_relationship(const VmRef& vm, const Relationship& r,
+                          Catalog::Durability durability = Catalog::Durability::Full);
 
   // ---- bandwidth limits (wire bytes/s; 0 = none) ----
   // Every batch a job sends (cycles, initial replication, resync, reverse) waits for the

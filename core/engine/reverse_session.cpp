@@ -299,7 +299,9 @@ Status ReplicaSession::reverse_cycle(const proto::CycleBegin& b) {
   if (Status acc = ch_->send(proto::Ack{b.seq, 0, "", "{\"accepted\":true}"}); !acc.ok()) return fail(acc);
   CycleResult res;
   st = receive_cycle(b, rec, **rs, idx, RecoveryPointType::Standard, res);
+  if (st.ok()) st = res.apply->commit(res.info);
   if (!st.ok()) return fail(st);
+  res.apply.reset();
   // Prepared: the new primary decides now.
   auto relr = r_.relationship(*vm);
   if (!relr || !*relr) return fail(relr ? Status::InvalidState("relationship gone") : relr.status());

@@ -46,10 +46,12 @@ ReplicationService::ReplicationService(std::string root, ServiceOptions opts, st
   replicator_ = std::make_unique<Replicator>(*loop_, *jobs_, *store_, std::move(ro));
   VmStore* st = store_.get();
   // Every finished job is recorded in the catalog (history outlives the in-memory retention).
+  // Ordered, not synced: the job's effects are durable already, and its record is, with the
+  // next synced catalog change; a power loss before that loses only the history row.
   jobs_->set_on_final([st](const Job& job) {
     Instance snap = job.snapshot();
     st->catalog().put_job(job.id().to_string(), to_number(job.type()), to_number(job.state()), job.finished_us(),
-                          job_record_json(snap));
+                          job_record_json(snap), Catalog::Durability::Ordered);
   });
 }
 

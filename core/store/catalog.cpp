@@ -110,16 +110,28 @@ Catalog::Catalog(std::string path, sqlite::Db db, int version)
 
 Catalog::~Catalog() = default;
 
-Status Catalog::transact(const std::function<Status(sqlite::Db&)>& fn) {
+Status Catalog::transact(const std::function<Status(sqlite::Db&)>& fn, Durability durability) {
   std::lock_guard lock(mu_);
-  auto tx = Transaction::begin(db_, Transaction::Kind::Immediate);
-  if (!tx.ok()) return tx.status();
-  Status st = fn(db_);
-  if (!st.ok()) {
-    (void)tx->rollback();  // the caller's status says more than a rollback error would
-    return st;
+  // In WAL mode NORMAL commits without syncing the WAL; the next FULL commit syncs it whole.
+  // The setting belongs to the connection, which the mutex keeps to this transaction.
+  const bool ordered = durability == Durability::Ordered;
+  if (ordered) VMREPL_RETURN_IF_ERROR(db_.exec("PRAGMA synchronous = NORMAL"));
+  auto run = [&]() -> Status {
+    auto tx = Transaction::begin(db_, Transaction::Kind::Immediate);
+    if (!tx.ok()) return tx.status();
+    Status st = fn(db_);
+    if (!st.ok()) {
+      (void)tx->rollback();  // the caller's status says more than a rollback error would
+      return st;
+    }
+    return tx->commit();
+  };
+  Status st = run();
+  if (ordered) {
+    Status back = db_.exec("PRAGMA synchronous = FULL");
+    if (st.ok()) st = back;
   }
-  return tx->commit();
+  return st;
 }
 
 Status Catalog::read(const std::function<Status(sqlite::Db&)>& fn) const {
@@ -134,7 +146,8 @@ Status Catalog::read(const std::function<Status(sqlite::Db&)>& fn) const {
 // --- jobs ---
 
 Status Catalog::put_job(std::string_view instance_id, uint16_t job_type, uint16_t job_state,
-                        std::optional<int64_t> finished_us, std::string_view properties_json) {
+                        std::optional<int64_t> finished_us, std::string_view properties_json,
+                        Durability durability) {
   if (instance_id.empty()) return Status::InvalidParameter("InstanceID: must not be empty");
   if (instance_id.size() > kMaxJobIdBytes)
     return Status::InvalidParameter("InstanceID: " + std::to_string(instance_id.size()) +
@@ -166,7 +179,7 @@ Status Catalog::put_job(std::string_view instance_id, uint16_t job_type, uint16_
     VMREPL_RETURN_IF_ERROR(st->bind_opt_int(4, finished_us));
     VMREPL_RETURN_IF_ERROR(st->bind_text(5, properties_json));
     return st->run();
-  });
+  }, durability);
 }
 
 Result<std::optional<std::string>> Catalog::get_job(std::string_view instance_id) const {

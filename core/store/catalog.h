@@ -3,7 +3,10 @@
 // schema versions add relationships, recovery points and authorization entries.
 //
 // Durability: WAL journal with synchronous=FULL, so a transaction that committed survives a
-// crash or power loss; foreign keys are enforced; a busy database is retried for
+// crash or power loss — unless it asked for Durability::Ordered: then it is committed without
+// an fsync and becomes durable with the next Full transaction or checkpoint (WAL frames are
+// synced in order, so a crash loses a suffix of Ordered transactions, never one before a Full
+// one that follows it). Foreign keys are enforced; a busy database is retried for
 // kBusyTimeoutMs before an operation fails.
 //
 // Schema evolution: PRAGMA user_version is the schema version. Catalog::migrations() is the
@@ -67,9 +70,14 @@ class Catalog {
   // The schema version of the open database (its user_version).
   int schema_version() const { return version_; }
 
+  enum class Durability {
+    Full,     // durable when transact() returns
+    Ordered,  // visible at once, durable with the next Full transaction (see above)
+  };
   // Runs `fn` inside one IMMEDIATE transaction; commits when `fn` returns OK, otherwise rolls
   // back and returns `fn`'s status.
-  Status transact(const std::function<Status(sqlite::Db&)>& fn);
+  Status transact(const std::function<Status(sqlite::Db&)>& fn,
+                  Durability durability = Durability::Full);
   // Runs `fn` inside one read transaction: every query in it sees the same snapshot.
   Status read(const std::function<Status(sqlite::Db&)>& fn) const;
 
@@ -77,7 +85,8 @@ class Catalog {
   // Inserts or replaces the job `instance_id`. `properties_json` must be a JSON object;
   // `instance_id` non-empty and at most kMaxJobIdBytes. Else InvalidParameter.
   Status put_job(std::string_view instance_id, uint16_t job_type, uint16_t job_state,
-                 std::optional<int64_t> finished_us, std::string_view properties_json);
+                 std::optional<int64_t> finished_us, std::string_view properties_json,
+                 Durability durability = Durability::Full);
   // The job's properties JSON, or nullopt when there is no such job.
   Result<std::optional<std::string>> get_job(std::string_view instance_id) const;
   // Every job, in the order they were first put.

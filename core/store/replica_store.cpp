@@ -467,29 +467,40 @@ Result<std::unique_ptr<ReplicaStore::Apply>> ReplicaStore::begin_apply(uint64_t 
   return std::unique_ptr<Apply>(new Apply(this, seq, type, std::move(log).value()));
 }
 
-Result<uint32_t> ReplicaStore::prune(uint32_t keep_history, std::vector<fs::Fd>* dead) {
-  VMREPL_RETURN_IF_ERROR(usable());
-  auto pts = points();
+Result<uint32_t> ReplicaStore::prune_rows(Db& db, uint32_t keep_history,
+                                          std::vector<uint64_t>* files) const {
+  auto pts = load_points(db, vm_text_);
   if (!pts.ok()) return pts.status();
   if (pts->empty()) return uint32_t{0};
   const std::size_t keep = std::min<std::size_t>(pts->size(), std::size_t{keep_history} + 1);
   const std::size_t drop = pts->size() - keep;
   const RecoveryPoint& oldest = (*pts)[drop];
-  std::vector<uint64_t> files;
   for (std::size_t i = 0; i < drop; ++i)
-    if ((*pts)[i].has_undo) files.push_back((*pts)[i].seq);
+    if ((*pts)[i].has_undo) files->push_back((*pts)[i].seq);
   // The oldest kept point has no point before it to go back to: its log is dead weight.
-  if (oldest.has_undo) files.push_back(oldest.seq);
+  if (oldest.has_undo) files->push_back(oldest.seq);
   if (drop == 0 && !oldest.has_undo) return uint32_t{0};
+  VMREPL_RETURN_IF_ERROR(run(db, "DELETE FROM recovery_points WHERE vm_id = ?1 AND seq < ?2",
+                             vm_text_, static_cast<int64_t>(oldest.seq)));
+  VMREPL_RETURN_IF_ERROR(
+      run(db, "UPDATE recovery_points SET has_undo = 0 WHERE vm_id = ?1 AND seq = ?2", vm_text_,
+          static_cast<int64_t>(oldest.seq)));
+  return static_cast<uint32_t>(drop);
+}
+
+Result<uint32_t> ReplicaStore::prune(uint32_t keep_history, std::vector<fs::Fd>* dead) {
+  VMREPL_RETURN_IF_ERROR(usable());
+  std::vector<uint64_t> files;
+  uint32_t dropped = 0;
   Status txn = catalog_.transact([&](Db& db) -> Status {
-    VMREPL_RETURN_IF_ERROR(run(db, "DELETE FROM recovery_points WHERE vm_id = ?1 AND seq < ?2",
-                               vm_text_, static_cast<int64_t>(oldest.seq)));
-    return run(db, "UPDATE recovery_points SET has_undo = 0 WHERE vm_id = ?1 AND seq = ?2",
-               vm_text_, static_cast<int64_t>(oldest.seq));
+    auto n = prune_rows(db, keep_history, &files);
+    if (!n.ok()) return n.status();
+    dropped = *n;
+    return Status::OK();
   });
   if (!txn.ok()) return txn;
   VMREPL_RETURN_IF_ERROR(remove_logs(files, dead));
-  return static_cast<uint32_t>(drop);
+  return dropped;
 }
 
 Status ReplicaStore::rollback_to(uint64_t seq) {
@@ -667,8 +678,10 @@ ReplicaStore::Apply::Apply(ReplicaStore* store, uint64_t seq, RecoveryPointType 
 }
 
 ReplicaStore::Apply::~Apply() {
-  (void)finish_writes();
-  if (state_ == State::Open || state_ == State::Failed) (void)abort();
+  if (state_ == State::Open || state_ == State::Failed)
+    (void)abort();  // which stops the writer first
+  else
+    (void)stop_writer();
 }
 
 uint32_t ReplicaStore::Apply::max_batch_blocks() const {
@@ -842,14 +855,11 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
         .subspan(static_cast<std::size_t>(it - partial.begin()) * bs,
                  UndoLog::block_length(sizes[disk], bs, block));
   };
-  // The previous batch's writes may still be running: they touch only bytes already logged,
+  // Earlier batches' writes may still be running: they touch only bytes already logged,
   // never the bytes read below for the log, but a block read whole may be among them.
-  if (writer_.joinable()) {
-    bool overlap = false;
-    for (const auto& key : partial)
-      overlap = overlap || std::binary_search(writing_.begin(), writing_.end(), key);
-    if (overlap) VMREPL_RETURN_IF_ERROR(finish_writes());
-  }
+  if (std::any_of(partial.begin(), partial.end(),
+                  [this](const BlockKey& key) { return being_written(key); }))
+    VMREPL_RETURN_IF_ERROR(finish_writes());
   for (const auto& [disk, block] : partial) {
     Status st = pread_full(store_->images_[disk].get(), partial_block(disk, block), block * bs);
     if (!st.ok()) return fail(st.Annotate("reading pre-images of " + store_->image_path(disk)));
@@ -994,12 +1004,19 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
                   static_cast<uint32_t>(UndoLog::block_length(sizes[p.disk], bs, p.block)));
 
   // The writes, with their bytes copied: the caller may reuse its buffers once this returns.
-  std::vector<std::byte>& buf = store_->write_bufs_[next_buf_];
-  next_buf_ ^= 1;
+  WriteJob job;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!store_->spare_bufs_.empty()) {
+      job.buf = std::move(store_->spare_bufs_.back());
+      store_->spare_bufs_.pop_back();
+    }
+  }
+  std::vector<std::byte>& buf = job.buf;
   std::size_t need = 0;
   for (const auto& u : updates) need += u.data.size();
   if (buf.size() < need) buf.resize(need);
-  std::vector<PendingWrite> writes;
+  std::vector<PendingWrite>& writes = job.writes;
   writes.reserve(updates.size());
   std::size_t used = 0;
   for (std::size_t i = 0; i < updates.size(); ++i) {
@@ -1028,16 +1045,11 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
                            : stats_.blocks_written);
     writes.push_back(w);
   }
-  // One batch's writes run at a time, in order: this one's start once the previous ones
-  // are done, while the caller receives and prepares the next batch.
-  VMREPL_RETURN_IF_ERROR(finish_writes());
-  writing_.clear();
-  for (const auto& w : writes) writing_.emplace_back(w.disk, w.block);
-  std::sort(writing_.begin(), writing_.end());
-  writing_.erase(std::unique(writing_.begin(), writing_.end()), writing_.end());
-  writer_status_ = Status::OK();
-  writer_ = std::thread(
-      [this, writes = std::move(writes)] { writer_status_ = write_in_place(writes); });
+  // Written after the batches queued before it, while the caller prepares the next ones.
+  for (const auto& w : writes) job.blocks.emplace_back(w.disk, w.block);
+  std::sort(job.blocks.begin(), job.blocks.end());
+  job.blocks.erase(std::unique(job.blocks.begin(), job.blocks.end()), job.blocks.end());
+  VMREPL_RETURN_IF_ERROR(enqueue(std::move(job)));
 
   if (!on_partial || partial.empty()) return Status::OK();
   // Every update of a block read whole, in order, makes what the image holds of it once the
@@ -1054,8 +1066,76 @@ Status ReplicaStore::Apply::apply_one_batch(std::span<const BlockUpdate> updates
   return Status::OK();
 }
 
+Status ReplicaStore::Apply::enqueue(WriteJob job) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!writer_.joinable()) {
+    stop_ = false;
+    writer_ = std::thread([this] { writer_loop(); });
+  }
+  // What the batch holds in memory until it is written.
+  job.bytes = sizeof(WriteJob) + job.buf.size() + job.writes.size() * sizeof(PendingWrite) +
+              job.blocks.size() * sizeof(job.blocks[0]);
+  const std::size_t bytes = job.bytes;
+  // One batch always fits, however large; more wait for room.
+  done_cv_.wait(lock, [&] {
+    return !writer_status_.ok() || queued_bytes_ == 0 ||
+           queued_bytes_ + bytes <= kMaxQueuedWriteBytes;
+  });
+  if (!writer_status_.ok()) {
+    Status st = writer_status_;
+    lock.unlock();
+    return fail(st);
+  }
+  queued_bytes_ += bytes;
+  jobs_.push_back(std::move(job));
+  work_cv_.notify_one();
+  return Status::OK();
+}
+
+void ReplicaStore::Apply::writer_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;  // stop_, and nothing left
+    // Group commit: every batch queued so far had its undo records appended before it was
+    // queued, so one fdatasync makes all of them durable before any of their writes.
+    running_.swap(jobs_);
+    lock.unlock();
+    Status st = log_.sync();
+    for (const auto& job : running_) {
+      if (!st.ok()) break;
+      st = write_in_place(job.writes);
+    }
+    lock.lock();
+    auto retire = [this](std::vector<WriteJob>& jobs) {
+      for (auto& job : jobs) {
+        queued_bytes_ -= job.bytes;
+        if (store_->spare_bufs_.size() < kMaxSpareBufs)
+          store_->spare_bufs_.push_back(std::move(job.buf));
+      }
+      jobs.clear();
+    };
+    retire(running_);
+    if (!st.ok()) {
+      // Nothing queued may be written any more: the Apply fails and rolls back.
+      writer_status_ = st;
+      retire(jobs_);
+    }
+    done_cv_.notify_all();
+  }
+}
+
+bool ReplicaStore::Apply::being_written(const std::pair<uint32_t, uint64_t>& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto in = [&key](const std::vector<WriteJob>& jobs) {
+    return std::any_of(jobs.begin(), jobs.end(), [&key](const WriteJob& j) {
+      return std::binary_search(j.blocks.begin(), j.blocks.end(), key);
+    });
+  };
+  return in(running_) || in(jobs_);
+}
+
 Status ReplicaStore::Apply::write_in_place(std::span<const PendingWrite> writes) const {
-  VMREPL_RETURN_IF_ERROR(log_.sync());
   // Where the writes went, per disk, for the writeback below.
   std::vector<std::pair<uint64_t, uint64_t>> span(store_->disk_sizes_.size(), {UINT64_MAX, 0});
   for (const auto& w : writes) {
@@ -1084,11 +1164,25 @@ Status ReplicaStore::Apply::write_in_place(std::span<const PendingWrite> writes)
 }
 
 Status ReplicaStore::Apply::finish_writes() {
-  if (!writer_.joinable()) return Status::OK();
-  writer_.join();
-  writing_.clear();
-  if (!writer_status_.ok()) return fail(writer_status_);
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait(lock, [this] { return jobs_.empty() && running_.empty(); });
+  Status st = writer_status_;
+  lock.unlock();
+  if (!st.ok()) return fail(st);
   return Status::OK();
+}
+
+Status ReplicaStore::Apply::stop_writer() {
+  Status st = finish_writes();
+  if (writer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_one();
+    writer_.join();
+  }
+  return st;
 }
 
 Status ReplicaStore::Apply::commit(const CommitInfo& info) {
@@ -1105,14 +1199,18 @@ Status ReplicaStore::Apply::commit(const CommitInfo& info) {
   if (!is_known_hash_algorithm(static_cast<uint32_t>(info.hash_algorithm)))
     return Status::InvalidParameter("unknown hash algorithm");
   VMREPL_RETURN_IF_ERROR(apply_batch());
-  VMREPL_RETURN_IF_ERROR(finish_writes());
 
-  Status st = log_.seal();
+  // The seal goes durable with the last batches' records, in the writer's last fdatasync: an
+  // uncommitted log plays back the same sealed or not, so it may precede their writes.
+  Status st = log_.seal(false);
+  if (st.ok()) st = enqueue(WriteJob{});
+  if (st.ok()) st = stop_writer();
   if (st.ok()) st = store_->fsync_images();
   if (!st.ok()) return fail(st);
   stats_.log_bytes = log_.size();
   commit_attempted_ = true;
   const std::string& vm = store_->vm_text_;
+  std::vector<uint64_t> merged;  // the logs the prune frees
   st = store_->catalog_.transact([&](Db& db) -> Status {
     auto ins = db.prepare(
         "INSERT INTO recovery_points(vm_id, seq, point_type, created_us, replication_type, "
@@ -1126,18 +1224,27 @@ Status ReplicaStore::Apply::commit(const CommitInfo& info) {
     VMREPL_RETURN_IF_ERROR(ins->bind_int(6, static_cast<int64_t>(info.hash_algorithm)));
     VMREPL_RETURN_IF_ERROR(ins->bind_text(7, roots_text(info.hash_algorithm, info.roots)));
     VMREPL_RETURN_IF_ERROR(ins->run());
-    return run(db, "UPDATE replica_images SET image_seq = ?2 WHERE vm_id = ?1", vm,
-               static_cast<int64_t>(seq_));
+    VMREPL_RETURN_IF_ERROR(run(db, "UPDATE replica_images SET image_seq = ?2 WHERE vm_id = ?1",
+                               vm, static_cast<int64_t>(seq_)));
+    merged.clear();
+    if (info.keep_history) {
+      auto n = store_->prune_rows(db, *info.keep_history, &merged);
+      if (!n.ok()) return n.status();
+    }
+    return info.also ? info.also(db) : Status::OK();
   });
   if (!st.ok()) return fail(st.Annotate("committing recovery point " + std::to_string(seq_)));
   state_ = State::Committed;
   store_->image_seq_ = seq_;
   store_->apply_closed();
+  // The point is committed whatever happens here: a log left behind is one no point claims,
+  // which open() deletes.
+  if (!merged.empty()) (void)store_->remove_logs(merged, info.dead);
   return Status::OK();
 }
 
 Status ReplicaStore::Apply::abort() {
-  (void)finish_writes();  // the rollback below undoes whatever they did
+  (void)stop_writer();  // the rollback below undoes whatever they did
   if (state_ == State::Aborted) return Status::OK();
   if (state_ == State::Committed)
     return Status::InvalidState("the apply of point " + std::to_string(seq_) + " is committed");

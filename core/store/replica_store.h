@@ -14,20 +14,23 @@
 // Applying a cycle (Apply):  create undo/<seq>.undo (header; temp + rename + fsync dir)
 //   per batch: read the pre-images of the bytes not yet logged in this apply that the batch
 //              overwrites (whole blocks, or only the ranges partial updates cover), append
-//              them with a checksummed commit record; then, on the Apply's writer thread while
-//              the caller prepares the next batch, fdatasync the log, THEN write the bytes in
-//              place (zero blocks and zero ranges punched as holes). Batches are written one
-//              at a time, in order; a batch reads pre-images only of bytes no earlier batch of
-//              the apply writes, so it may read them while the previous batch is written.
-//   commit:    seal the log, fdatasync it, fsync the images, then one catalog transaction
-//              inserts the point row and sets image_seq. Only then is the point committed.
+//              them with a checksummed commit record; then queue the batch for the Apply's
+//              writer thread, which fdatasyncs the log once for every batch waiting (group
+//              commit), THEN writes their bytes in place, in order (zero blocks and zero
+//              ranges punched as holes), while the caller prepares the next batches. A batch
+//              reads pre-images only of bytes no earlier batch of the apply writes, so it may
+//              read them while earlier batches are written.
+//   commit:    append the seal, let the writer make it durable with the last batches, fsync
+//              the images, then one catalog transaction inserts the point row and sets
+//              image_seq. Only then is the point committed.
 // So the log always holds the pre-image of every byte the image may have lost, and a crash
 // at any moment leaves either the committed point (row present) or an undo log above
 // image_seq, which open() plays back: the image is always exactly some committed point.
 //
 // Every other change is ordered the same way (catalog first, then files):
 //   prune:     rows of the merged points deleted (and has_undo cleared on the new oldest, whose
-//              log nothing needs any more) in one transaction, then their logs deleted.
+//              log nothing needs any more) in one transaction (alone, or the commit's), then
+//              their logs deleted.
 //   rollback_to(j), per later point k, newest first: one transaction deletes k's row and sets
 //              image_seq to the point below; then k's log is played back, the images fsynced,
 //              and the log deleted. A crash between leaves a log above image_seq: open()
@@ -44,8 +47,10 @@
 // What the engine calls, in order:
 //   open (after VmStore has the replica VM and its sparse disks) — recovery runs here
 //   per cycle: begin_apply(seq > image_seq(), type); apply_batch(...) per received batch;
-//              commit({created_us, replication type, roots}); ack to the primary; then
-//              prune(RecoveryHistory). On any error: abort() (or drop the Apply), nack.
+//              commit({created_us, replication type, roots, keep_history = RecoveryHistory,
+//              also = the relationship's record}): the point, its prune and the record in one
+//              transaction; then ack to the primary. On any error: abort() (or drop the
+//              Apply), nack.
 //   InitiateFailover / TestReplicaSystem: materialize(point, the new VM's disk paths).
 //   CommitFailover: rollback_to(point) if it is not the latest, then drop_points_except(point).
 //   after a resync (the spec deletes the points): reset(); the resync's blocks then go through
@@ -59,10 +64,12 @@
 // host: open() takes an exclusive flock on <folder>/undo (SystemInUse when held).
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -115,6 +122,13 @@ struct CommitInfo {
   ReplicationType replication_type = ReplicationType::Regular;  // not None
   HashAlgorithm hash_algorithm = HashAlgorithm::Xxh3_128;
   std::vector<BlockHash> roots;  // exactly one per disk
+  // In the commit's own transaction, so the point and what follows from it land together:
+  // with keep_history, prune(keep_history) (the logs it frees are deleted after the
+  // transaction, and kept open in `dead` when given, see prune); `also`, the caller's own
+  // changes (the replica's relationship record).
+  std::optional<uint32_t> keep_history;
+  std::vector<fs::Fd>* dead = nullptr;
+  std::function<Status(sqlite::Db&)> also;
 };
 
 // Bytes to write in place: `data` goes to byte `offset` of the block. A whole block is offset 0
@@ -224,6 +238,10 @@ class ReplicaStore {
                std::vector<uint64_t> disk_sizes, uint32_t block_size);
 
   Status recover();
+  // The catalog half of prune, inside the caller's transaction: the logs to delete go to
+  // `files`. Returns how many points it removes.
+  Result<uint32_t> prune_rows(sqlite::Db& db, uint32_t keep_history,
+                              std::vector<uint64_t>* files) const;
   Status usable() const;  // OK unless an Apply is open or an earlier failure broke the store
   // Plays log `seq` back into `fds` (the images or copies); counts restored blocks.
   Status play_back(uint64_t seq, const std::vector<int>& fds, bool require_seal,
@@ -257,7 +275,9 @@ class ReplicaStore {
   // (their pages stay mapped).
   std::vector<std::byte> preimages_;
   std::vector<std::byte> partial_blocks_;
-  std::vector<std::byte> write_bufs_[2];  // the bytes of the batch being written, and the next's
+  // Buffers the Apply's writer is done with, for the next batches' bytes (their pages stay
+  // mapped). Guarded by the open Apply's mutex while its writer runs.
+  std::vector<std::vector<std::byte>> spare_bufs_;
 };
 
 // One cycle being applied. Made by ReplicaStore::begin_apply; destroying it without commit()
@@ -286,9 +306,10 @@ class ReplicaStore::Apply {
   using BlockContentFn = std::function<void(uint32_t disk, uint64_t block, std::span<const std::byte>)>;
   // Applies `updates` after the queued blocks, in order (a later write of a byte wins),
   // without copying them; partial updates included (see BlockUpdate). Large spans are split
-  // into batches of max_batch_blocks() updates. A batch's writes in place run on a thread of
-  // the Apply once its undo batch is durable, while the caller goes on (its bytes are copied
-  // first): the next call, commit() and abort() wait for them; wait_writes() does too.
+  // into batches of max_batch_blocks() updates. A batch's writes in place run on the Apply's
+  // writer thread once its undo batch is durable, while the caller goes on (its bytes are
+  // copied first, up to kMaxQueuedWriteBytes waiting; beyond that the call waits): commit()
+  // and abort() wait for them; wait_writes() does too.
   // `on_partial`, when set, is called once per block with a partial update in a batch, with
   // the block as the image holds it once that batch's writes are done: the caller can hash it
   // without reading it back (the store reads it whole as it takes its pre-image). A block
@@ -305,6 +326,8 @@ class ReplicaStore::Apply {
 
   // Blocks per undo batch: 32 MiB of pre-images at most.
   uint32_t max_batch_blocks() const;
+  // The bytes of queued batches a call may leave to the writer before it waits for it.
+  static constexpr std::size_t kMaxQueuedWriteBytes = std::size_t{64} << 20;
 
  private:
   friend class ReplicaStore;
@@ -323,10 +346,27 @@ class ReplicaStore::Apply {
     std::span<const std::byte> data;
     uint32_t offset = 0;
   };
-  // The writer thread's work for one batch: fdatasync the log, then the writes.
+  // One batch for the writer: its writes, the buffer holding their bytes, and the blocks they
+  // touch (sorted, distinct).
+  struct WriteJob {
+    std::vector<PendingWrite> writes;
+    std::vector<std::byte> buf;
+    std::vector<std::pair<uint32_t, uint64_t>> blocks;
+    std::size_t bytes = 0;  // the memory it holds, counted against kMaxQueuedWriteBytes
+  };
+  static constexpr std::size_t kMaxSpareBufs = 4;
+  // Hands a batch to the writer (started on first use); waits while kMaxQueuedWriteBytes
+  // are queued. Its earlier failure fails the Apply.
+  Status enqueue(WriteJob job);
+  // The writer thread: takes every queued batch, fdatasyncs the log once, writes them.
+  void writer_loop();
   Status write_in_place(std::span<const PendingWrite> writes) const;
-  // Waits for the writer thread; its failure fails the Apply.
+  // True when a queued or running batch writes `key`'s block.
+  bool being_written(const std::pair<uint32_t, uint64_t>& key) const;
+  // Waits until every queued batch is written; the writer's failure fails the Apply.
   Status finish_writes();
+  // finish_writes(), then ends the writer thread.
+  Status stop_writer();
   // Marks bytes [begin, end) of a block as logged.
   void mark_logged(uint32_t disk, uint64_t block, uint32_t begin, uint32_t end, uint32_t length);
   Status fail(Status st);
@@ -353,12 +393,16 @@ class ReplicaStore::Apply {
   std::vector<Queued> queue_;
   std::vector<std::byte> queue_buf_;
   std::vector<std::byte> zeros_;  // one zero block, for punching
-  // The last batch's writes, running while the caller prepares the next batch; the blocks
-  // they touch (sorted), and which of the store's two write buffers the next batch fills.
-  std::thread writer_;
+  // The writer: batches queued (jobs_) and being written (running_), guarded by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;  // the writer waits for jobs or stop_
+  std::condition_variable done_cv_;  // callers wait for room or an empty queue
+  std::vector<WriteJob> jobs_;
+  std::vector<WriteJob> running_;
+  std::size_t queued_bytes_ = 0;  // of jobs_ and running_
+  bool stop_ = false;
   Status writer_status_;
-  std::vector<std::pair<uint32_t, uint64_t>> writing_;
-  int next_buf_ = 0;
+  std::thread writer_;
   bool commit_attempted_ = false;
   enum class State { Open, Committed, Aborted, Failed } state_ = State::Open;
   Status failure_;

@@ -220,10 +220,10 @@ Status UndoLogWriter::sync() const {
   return Status::OK();
 }
 
-Status UndoLogWriter::seal() {
+Status UndoLogWriter::seal(bool sync) {
   if (!failed_.ok()) return failed_;
   if (sealed_) return Status::OK();
-  VMREPL_RETURN_IF_ERROR(append(UndoLog::kBatchSeal, {}, 0, true));
+  VMREPL_RETURN_IF_ERROR(append(UndoLog::kBatchSeal, {}, 0, sync));
   sealed_ = true;
   return Status::OK();
 }

@@ -151,8 +151,8 @@ class UndoLogWriter {
   // thread while this one appends (a later batch may or may not be made durable with it).
   // After a failure the caller must append nothing more.
   Status sync() const;
-  // Appends the seal and fdatasyncs. No batch may follow.
-  Status seal();
+  // Appends the seal and, unless `sync` is false, fdatasyncs. No batch may follow.
+  Status seal(bool sync = true);
 
   uint64_t size() const { return size_; }
   uint64_t batches() const { return batches_; }

@@ -199,6 +199,53 @@ BOOST_AUTO_TEST_CASE(transact_rolls_back_when_the_callback_fails) {
   BOOST_TEST(!v->has_value());
 }
 
+BOOST_AUTO_TEST_CASE(an_ordered_transaction_commits_without_sync_and_leaves_the_connection_full) {
+  test::TempDir d;
+  const std::string p = d / "catalog.db";
+  {
+    auto c = Catalog::open(p);
+    BOOST_REQUIRE(c.ok());
+    int64_t inside = -1;
+    Status s = (*c)->transact(
+        [&](Db& db) -> Status {
+          auto sync = db.query_int("PRAGMA synchronous");
+          if (sync.ok()) inside = *sync;
+          return db.exec("INSERT INTO meta VALUES ('ordered', '1')");
+        },
+        Catalog::Durability::Ordered);
+    BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+    BOOST_TEST(inside == 1);                               // NORMAL: no WAL sync at commit
+    BOOST_TEST(pragma(**c, "PRAGMA synchronous") == 2);  // FULL again for everyone else
+    auto v = (*c)->get_meta("ordered");
+    BOOST_REQUIRE(v.ok());
+    BOOST_TEST(v->value_or("") == "1");
+    // A failing one rolls back and restores FULL too.
+    s = (*c)->transact(
+        [](Db& db) -> Status {
+          VMREPL_RETURN_IF_ERROR(db.exec("INSERT INTO meta VALUES ('lost', '1')"));
+          return Status::InvalidParameter("no");
+        },
+        Catalog::Durability::Ordered);
+    BOOST_TEST(s.number() == 32773u);
+    BOOST_TEST(pragma(**c, "PRAGMA synchronous") == 2);
+    BOOST_TEST((*c)->put_job("J", 1, 7, 5, "{}", Catalog::Durability::Ordered).ok());
+    BOOST_TEST((*c)->put_meta("full", "1").ok());  // syncs the WAL, the ordered rows with it
+  }
+  auto c = Catalog::open(p);
+  BOOST_REQUIRE(c.ok());
+  for (const char* k : {"ordered", "full"}) {
+    auto v = (*c)->get_meta(k);
+    BOOST_REQUIRE(v.ok());
+    BOOST_TEST(v->value_or("") == "1", k);
+  }
+  auto lost = (*c)->get_meta("lost");
+  BOOST_REQUIRE(lost.ok());
+  BOOST_TEST(!lost->has_value());
+  auto job = (*c)->get_job("J");
+  BOOST_REQUIRE(job.ok());
+  BOOST_TEST(job->has_value());
+}
+
 BOOST_AUTO_TEST_CASE(disks_need_their_vm_and_go_with_it) {
   auto c = open_ok();
   const std::string id = "3F2504E0-4F89-11D3-9A0C-0305E82C3301";

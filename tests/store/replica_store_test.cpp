@@ -613,6 +613,73 @@ BOOST_AUTO_TEST_CASE(drop_points_except_and_reset) {
   BOOST_TEST((r.seqs() == std::vector<uint64_t>{6}));
 }
 
+BOOST_AUTO_TEST_CASE(a_commit_prunes_and_writes_the_callers_changes_in_its_own_transaction) {
+  Replica r(dir / "root", {2 * kMiB});
+  r.sources = {dir / "src.img"};
+  make_source(r.sources[0], 2 * kMiB, 73);
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    if (seq > 1) gen("modify " + r.sources[0] + " 10 " + std::to_string(seq));
+    r.cycle(seq);
+  }
+  BOOST_TEST(listing(r.vm.folder + "/undo") ==
+             (std::set<std::string>{"1.undo", "2.undo", "3.undo"}));
+  Catalog& cat = r.vms->catalog();
+
+  // Point 4 with RecoveryHistory 1 and a row of the caller's, all in the commit.
+  gen("modify " + r.sources[0] + " 10 4");
+  std::vector<fs::Fd> dead;
+  {
+    auto ap = r.store->begin_apply(4, RecoveryPointType::Standard);
+    BOOST_REQUIRE(ap.ok());
+    r.send_changes(**ap);
+    CommitInfo ci = r.info(4);
+    ci.keep_history = 1;
+    ci.dead = &dead;
+    ci.also = [](sqlite::Db& db) { return db.exec("INSERT INTO meta(key, value) VALUES('t', '4')"); };
+    Status st = (*ap)->commit(ci);
+    BOOST_REQUIRE_MESSAGE(st.ok(), st.ToString());
+  }
+  BOOST_TEST((r.seqs() == std::vector<uint64_t>{3, 4}));
+  BOOST_TEST(listing(r.vm.folder + "/undo") == (std::set<std::string>{"4.undo"}));
+  BOOST_TEST(dead.size() == 3u);  // the logs of 1, 2 and 3, unlinked and still open
+  for (const auto& fd : dead) {
+    struct stat st {};
+    BOOST_REQUIRE(::fstat(fd.get(), &st) == 0);
+    BOOST_TEST(st.st_nlink == 0u);
+  }
+  auto row = cat.get_meta("t");
+  BOOST_REQUIRE(row.ok() && row->has_value());
+  BOOST_TEST(**row == "4");
+  const auto at4 = r.image_digests();
+  BOOST_TEST(first_difference(r.image(0), r.sources[0]).empty());
+
+  // The caller's change fails: no point 5, no prune (RecoveryHistory 0 would drop 3), no row
+  // of its, and the image is back at point 4.
+  gen("modify " + r.sources[0] + " 10 5");
+  {
+    auto ap = r.store->begin_apply(5, RecoveryPointType::Standard);
+    BOOST_REQUIRE(ap.ok());
+    r.send_changes(**ap);
+    CommitInfo ci = r.info(5);
+    ci.keep_history = 0;
+    ci.also = [](sqlite::Db& db) {
+      Status in = db.exec("INSERT INTO meta(key, value) VALUES('u', '5')");
+      return in.ok() ? Status::Failed("the caller refuses") : in;
+    };
+    Status st = (*ap)->commit(ci);
+    BOOST_TEST((st.code() == Code::Failed));
+    BOOST_TEST(st.message().find("the caller refuses") != std::string::npos, st.message());
+  }
+  BOOST_TEST((r.seqs() == std::vector<uint64_t>{3, 4}));
+  BOOST_TEST(listing(r.vm.folder + "/undo") == (std::set<std::string>{"4.undo"}));
+  auto none = cat.get_meta("u");
+  BOOST_REQUIRE(none.ok());
+  BOOST_TEST(!none->has_value());
+  BOOST_TEST((r.image_digests() == at4));
+  BOOST_TEST(r.store->image_seq() == 4u);
+  r.check_materialize(3, dir.path());
+}
+
 BOOST_AUTO_TEST_CASE(abort_and_destruction_roll_the_image_back) {
   Replica r(dir / "root", {2 * kMiB});
   r.sources = {dir / "src.img"};
@@ -706,6 +773,8 @@ BOOST_AUTO_TEST_CASE(an_apply_interrupted_by_a_crash_is_rolled_back_at_open) {
       auto ap = r.store->begin_apply(2, RecoveryPointType::Standard);
       if (!ap.ok()) ::_exit(4);
       r.send_changes(**ap);
+      // The writes reach the image (page cache) before the crash.
+      if (!(*ap)->wait_writes().ok()) ::_exit(6);
       ::_exit(0);  // before `ap` goes out of scope, which would abort the apply
     } catch (...) {
       ::_exit(5);
